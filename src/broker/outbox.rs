@@ -1,0 +1,335 @@
+//! A connection's outbound queue: bounded in bytes, never awaited by a publisher.
+//!
+//! Publishers push shared, already-encoded frames and return at once. One writer task per
+//! connection takes everything queued in one batch and writes it to the socket. The queue's
+//! byte count includes the batch being written, so a connection holds at most its limit in
+//! delivered frames however slowly its client reads. When a delivered message would pass the
+//! limit, the slow-consumer policy decides: disconnect the client, or drop the message for it
+//! and later tell it how many it missed (`lagged`).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::{Notify, watch};
+
+use super::lock;
+use super::stats::Counters;
+use crate::protocol::{ServerFrame, close, encode_server_frame};
+
+/// What to do with a subscriber whose queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlowConsumerPolicy {
+    /// Discard its queue, free its subscriptions and close it with 1008 "slow consumer".
+    Disconnect,
+    /// Drop the message for it, count it, and send `lagged` once its queue has room.
+    Drop,
+}
+
+/// Why and how a connection is being closed: the WebSocket close frame the writer sends last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Close {
+    pub code: u16,
+    pub reason: &'static str,
+    /// Throw away what is still queued instead of writing it first.
+    pub discard: bool,
+}
+
+impl Close {
+    pub const SLOW_CONSUMER: Close = Close {
+        code: close::POLICY_VIOLATION,
+        reason: "slow consumer",
+        discard: true,
+    };
+    pub const GOING_AWAY: Close = Close {
+        code: close::GOING_AWAY,
+        reason: "server shutting down",
+        discard: false,
+    };
+    pub const NORMAL: Close = Close {
+        code: close::NORMAL,
+        reason: "",
+        discard: false,
+    };
+    /// The socket failed: nothing more can be written, not even a close frame.
+    pub const LOST: Close = Close {
+        code: close::ABNORMAL,
+        reason: "connection lost",
+        discard: true,
+    };
+}
+
+/// One frame waiting to be written.
+#[derive(Debug, Clone)]
+pub struct OutFrame {
+    pub bytes: Bytes,
+    /// A delivered `message` frame (counted in `messages_delivered` once written).
+    pub is_message: bool,
+}
+
+/// The outcome of offering a delivered message to a subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Queued,
+    /// Dropped under the `drop` policy; the subscription stays.
+    Dropped,
+    /// The connection is closing (now or before): forget this subscriber.
+    Gone,
+}
+
+#[derive(Default)]
+struct State {
+    frames: VecDeque<OutFrame>,
+    /// Queued bytes plus the bytes of the batch the writer is writing.
+    bytes: usize,
+    close: Option<Close>,
+    /// Under the `drop` policy: messages dropped per topic, not yet reported.
+    lagged: Vec<(Arc<str>, u64)>,
+}
+
+pub struct Outbox {
+    state: Mutex<State>,
+    /// Wakes the writer: frames or a close are waiting.
+    ready: Notify,
+    /// Wakes the reader: the queue went back under its limit.
+    room: Notify,
+    /// Set once, when the connection starts closing.
+    closing: watch::Sender<Option<Close>>,
+    limit: usize,
+    policy: SlowConsumerPolicy,
+    counters: Arc<Counters>,
+}
+
+impl Outbox {
+    pub fn new(limit: usize, policy: SlowConsumerPolicy, counters: Arc<Counters>) -> Self {
+        Outbox {
+            state: Mutex::new(State::default()),
+            ready: Notify::new(),
+            room: Notify::new(),
+            closing: watch::Sender::new(None),
+            limit,
+            policy,
+            counters,
+        }
+    }
+
+    /// Offers a live message. Never waits: a full queue triggers the slow-consumer policy.
+    pub fn push_message(&self, frame: &Bytes, topic: &Arc<str>) -> Delivery {
+        let mut st = lock(&self.state);
+        if st.close.is_some() {
+            return Delivery::Gone;
+        }
+        if st.bytes + frame.len() > self.limit {
+            return match self.policy {
+                SlowConsumerPolicy::Disconnect => {
+                    self.counters.slow_consumer_disconnected();
+                    self.close_locked(&mut st, Close::SLOW_CONSUMER);
+                    Delivery::Gone
+                }
+                SlowConsumerPolicy::Drop => {
+                    self.counters.dropped(1);
+                    match st.lagged.iter_mut().find(|(t, _)| t == topic) {
+                        Some((_, n)) => *n += 1,
+                        None => st.lagged.push((topic.clone(), 1)),
+                    }
+                    Delivery::Dropped
+                }
+            };
+        }
+        // The gap notice goes ahead of the first message after the gap.
+        self.flush_lagged_locked(&mut st);
+        self.enqueue_locked(&mut st, frame.clone(), true);
+        Delivery::Queued
+    }
+
+    /// Queues a reply, a notice, or a replayed message. These answer the client's own requests
+    /// (which the reader stops taking while the queue is over its limit, see [`Outbox::room`]),
+    /// so they are never dropped and never count as slowness.
+    pub fn push(&self, bytes: Bytes, is_message: bool) {
+        let mut st = lock(&self.state);
+        if st.close.is_none() {
+            self.enqueue_locked(&mut st, bytes, is_message);
+        }
+    }
+
+    /// Starts closing the connection: the writer sends `close` as its last frame.
+    pub fn close(&self, close: Close) {
+        let mut st = lock(&self.state);
+        if st.close.is_none() {
+            self.close_locked(&mut st, close);
+        }
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.borrow().is_some()
+    }
+
+    /// Resolves once the connection is closing.
+    pub async fn closing(&self) {
+        self.wait_closing(|_| true).await;
+    }
+
+    /// Resolves once the connection is closing in a way that discards what is queued: a write
+    /// in progress may be abandoned.
+    pub async fn aborting(&self) {
+        self.wait_closing(|close| close.discard).await;
+    }
+
+    async fn wait_closing(&self, accept: impl Fn(&Close) -> bool) {
+        let mut rx = self.closing.subscribe();
+        // The sender lives as long as `self`, so this returns only once a close is set.
+        let _ = rx.wait_for(|c| c.as_ref().is_some_and(&accept)).await;
+    }
+
+    /// Resolves once the queue is within its limit (or the connection is closing): the reader
+    /// waits here before taking the next client frame, so a client that sends without reading
+    /// is slowed down by TCP instead of growing the queue.
+    pub async fn room(&self) {
+        loop {
+            let notified = self.room.notified();
+            {
+                let st = lock(&self.state);
+                if st.bytes <= self.limit || st.close.is_some() {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits for work and moves every queued frame into `batch`. Returns the close to send
+    /// instead once the connection is closing and nothing is left to write first.
+    pub async fn next_batch(&self, batch: &mut Vec<OutFrame>) -> Result<(), Close> {
+        loop {
+            let notified = self.ready.notified();
+            {
+                let mut st = lock(&self.state);
+                if !st.frames.is_empty() {
+                    batch.extend(st.frames.drain(..));
+                    return Ok(());
+                }
+                if let Some(close) = st.close {
+                    return Err(close);
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// The writer wrote a batch: release its bytes and count its messages as delivered.
+    pub fn written(&self, batch: &[OutFrame]) {
+        let bytes: usize = batch.iter().map(|f| f.bytes.len()).sum();
+        let messages = batch.iter().filter(|f| f.is_message).count() as u64;
+        self.counters.delivered(messages);
+        let mut st = lock(&self.state);
+        st.bytes = st.bytes.saturating_sub(bytes);
+        if st.frames.is_empty() && st.close.is_none() {
+            self.flush_lagged_locked(&mut st);
+        }
+        if st.bytes <= self.limit {
+            self.room.notify_one();
+        }
+    }
+
+    fn enqueue_locked(&self, st: &mut State, bytes: Bytes, is_message: bool) {
+        st.bytes += bytes.len();
+        st.frames.push_back(OutFrame { bytes, is_message });
+        if st.frames.len() == 1 {
+            self.ready.notify_one();
+        }
+    }
+
+    fn flush_lagged_locked(&self, st: &mut State) {
+        for (topic, dropped) in std::mem::take(&mut st.lagged) {
+            let notice = encode_server_frame(&ServerFrame::Lagged {
+                topic: &topic,
+                dropped,
+            });
+            self.enqueue_locked(st, notice, false);
+        }
+    }
+
+    fn close_locked(&self, st: &mut State, close: Close) {
+        if close.discard {
+            let queued: usize = st.frames.drain(..).map(|f| f.bytes.len()).sum();
+            st.bytes -= queued;
+            st.lagged.clear();
+        }
+        st.close = Some(close);
+        self.closing.send_replace(Some(close));
+        self.ready.notify_one();
+        self.room.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox(limit: usize, policy: SlowConsumerPolicy) -> (Outbox, Arc<Counters>) {
+        let counters = Arc::new(Counters::default());
+        (Outbox::new(limit, policy, counters.clone()), counters)
+    }
+
+    fn frame(n: usize) -> Bytes {
+        Bytes::from(vec![b'x'; n])
+    }
+
+    #[tokio::test]
+    async fn disconnect_policy_discards_and_closes_once_full() {
+        let (out, counters) = outbox(100, SlowConsumerPolicy::Disconnect);
+        let topic: Arc<str> = Arc::from("t");
+        assert_eq!(out.push_message(&frame(60), &topic), Delivery::Queued);
+        assert_eq!(out.push_message(&frame(40), &topic), Delivery::Queued);
+        assert_eq!(out.push_message(&frame(1), &topic), Delivery::Gone);
+        assert!(out.is_closing());
+        assert_eq!(counters.snapshot().slow_consumers_disconnected, 1);
+        let mut batch = Vec::new();
+        assert_eq!(out.next_batch(&mut batch).await, Err(Close::SLOW_CONSUMER));
+        assert!(batch.is_empty());
+        assert_eq!(out.push_message(&frame(1), &topic), Delivery::Gone);
+    }
+
+    #[tokio::test]
+    async fn drop_policy_counts_and_reports_lag_before_the_next_message() {
+        let (out, counters) = outbox(100, SlowConsumerPolicy::Drop);
+        let topic: Arc<str> = Arc::from("t");
+        assert_eq!(out.push_message(&frame(100), &topic), Delivery::Queued);
+        assert_eq!(out.push_message(&frame(10), &topic), Delivery::Dropped);
+        assert_eq!(out.push_message(&frame(10), &topic), Delivery::Dropped);
+        assert_eq!(counters.snapshot().messages_dropped, 2);
+        let mut batch = Vec::new();
+        out.next_batch(&mut batch).await.unwrap();
+        assert_eq!(batch.len(), 1);
+        out.written(&batch);
+        assert_eq!(counters.snapshot().messages_delivered, 1);
+        batch.clear();
+        out.next_batch(&mut batch).await.unwrap();
+        assert_eq!(&batch[0].bytes[..], br#"{"action":"lagged","topic":"t","dropped":2}"#);
+        assert!(!batch[0].is_message);
+    }
+
+    #[tokio::test]
+    async fn bytes_in_flight_count_until_written() {
+        let (out, _) = outbox(100, SlowConsumerPolicy::Drop);
+        let topic: Arc<str> = Arc::from("t");
+        out.push_message(&frame(80), &topic);
+        let mut batch = Vec::new();
+        out.next_batch(&mut batch).await.unwrap();
+        assert_eq!(out.push_message(&frame(30), &topic), Delivery::Dropped);
+        out.written(&batch);
+        assert_eq!(out.push_message(&frame(30), &topic), Delivery::Queued);
+    }
+
+    #[tokio::test]
+    async fn graceful_close_writes_queued_frames_first() {
+        let (out, _) = outbox(100, SlowConsumerPolicy::Disconnect);
+        out.push(frame(5), false);
+        out.close(Close::GOING_AWAY);
+        out.push(frame(5), false);
+        let mut batch = Vec::new();
+        out.next_batch(&mut batch).await.unwrap();
+        assert_eq!(batch.len(), 1);
+        assert_eq!(out.next_batch(&mut batch).await, Err(Close::GOING_AWAY));
+    }
+}

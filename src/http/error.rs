@@ -1,0 +1,83 @@
+//! API errors and their JSON form: the one place error codes become HTTP statuses.
+
+use std::convert::Infallible;
+
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::{Reply, Response};
+use warp::{Rejection, reject};
+
+use crate::broker::BrokerError;
+use crate::protocol::{ErrorCode, ErrorResponse};
+
+/// An error answered as `{"error":{"code":...,"message":...}}` with the status of its code.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::BadRequest, message)
+    }
+}
+
+/// The HTTP status for each error code.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::BadRequest | ErrorCode::InvalidTopic => StatusCode::BAD_REQUEST,
+        ErrorCode::TopicNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::TopicExists => StatusCode::CONFLICT,
+        ErrorCode::MessageTooLarge | ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<BrokerError> for ApiError {
+    fn from(e: BrokerError) -> Self {
+        ApiError::new(e.code(), e.to_string())
+    }
+}
+
+impl Reply for ApiError {
+    fn into_response(self) -> Response {
+        let status = status_of(self.code);
+        let body = ErrorResponse::new(self.code, self.message);
+        warp::reply::with_status(warp::reply::json(&body), status).into_response()
+    }
+}
+
+/// 405 for a known path, with the `Allow` header listing the methods it has.
+pub fn method_not_allowed(allow: &'static str) -> Response {
+    let mut response =
+        ApiError::new(ErrorCode::MethodNotAllowed, format!("this path allows only {allow}"))
+            .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// Turns whatever warp rejected into the JSON error body. Handlers answer their own errors, so
+/// what reaches here is a path no route matched, or something unexpected.
+pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    let error = if rejection.is_not_found() {
+        ApiError::new(ErrorCode::NotFound, "no route for this path")
+    } else if rejection.find::<reject::MethodNotAllowed>().is_some() {
+        ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed")
+    } else {
+        tracing::error!(?rejection, "unhandled rejection");
+        ApiError::new(ErrorCode::Internal, format!("unhandled rejection: {rejection:?}"))
+    };
+    Ok(error.into_response())
+}

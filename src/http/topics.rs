@@ -1,0 +1,241 @@
+//! Topic and message routes, each filter next to its handler and its OpenAPI description.
+
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response, json, with_status};
+use warp::{Filter, filters::BoxedFilter};
+
+use super::error::{ApiError, method_not_allowed};
+use super::{AppState, body, with_state};
+use crate::broker::{Publication, TopicInfo};
+use crate::protocol::{
+    CreateTopicRequest, ErrorResponse, History, HistoryMessage, PublishRequest, Published, Topic,
+    TopicDeleted, TopicDetails, TopicList,
+};
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let body_limit = state.limits.max_body_bytes;
+    let state = with_state(state);
+
+    let collection = warp::path!("topics");
+    let create = collection
+        .and(warp::post())
+        .and(body::json(body_limit))
+        .and(state.clone())
+        .map(create_topic);
+    let list = collection.and(warp::get()).and(state.clone()).map(list_topics);
+    let collection_other = collection.map(|| method_not_allowed("GET, POST"));
+
+    let one = warp::path!("topics" / String);
+    let get = one.and(warp::get()).and(state.clone()).map(get_topic);
+    let delete = one.and(warp::delete()).and(state.clone()).map(delete_topic);
+    let one_other = one.map(|_| method_not_allowed("GET, DELETE"));
+
+    let messages = warp::path!("topics" / String / "messages");
+    let publish = messages
+        .and(warp::post())
+        .and(body::json(body_limit))
+        .and(state.clone())
+        .map(publish_message);
+    let read = messages
+        .and(warp::get())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(state)
+        .map(list_messages);
+    let messages_other = messages.map(|_| method_not_allowed("GET, POST"));
+
+    create
+        .or(list)
+        .unify()
+        .or(collection_other)
+        .unify()
+        .or(get)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(one_other)
+        .unify()
+        .or(publish)
+        .unify()
+        .or(read)
+        .unify()
+        .or(messages_other)
+        .unify()
+        .boxed()
+}
+
+fn topic_body(info: &TopicInfo) -> Topic {
+    Topic {
+        name: info.name.to_string(),
+        subscriber_count: info.subscribers,
+    }
+}
+
+/// Creates a topic.
+#[utoipa::path(
+    post, path = "/topics", operation_id = "create_topic", tag = "topics",
+    request_body = CreateTopicRequest,
+    responses(
+        (status = 201, description = "The topic was created", body = Topic),
+        (status = 400, description = "`invalid_topic` or `bad_request`", body = ErrorResponse),
+        (status = 409, description = "`topic_exists`", body = ErrorResponse),
+        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorResponse),
+    )
+)]
+pub fn create_topic(body: Result<CreateTopicRequest, ApiError>, state: AppState) -> Response {
+    let result = body.and_then(|req| Ok(state.broker.create_topic(&req.name)?));
+    respond(StatusCode::CREATED, result.map(|info| topic_body(&info)))
+}
+
+/// Lists every topic, sorted by name.
+#[utoipa::path(
+    get, path = "/topics", operation_id = "list_topics", tag = "topics",
+    responses((status = 200, description = "Every topic", body = TopicList))
+)]
+pub fn list_topics(state: AppState) -> Response {
+    let topics = state.broker.topics().iter().map(topic_body).collect();
+    json(&TopicList { topics }).into_response()
+}
+
+/// Shows one topic.
+#[utoipa::path(
+    get, path = "/topics/{name}", operation_id = "get_topic", tag = "topics",
+    params(("name" = String, Path, description = "Topic name")),
+    responses(
+        (status = 200, description = "The topic", body = TopicDetails),
+        (status = 400, description = "`invalid_topic`", body = ErrorResponse),
+        (status = 404, description = "`topic_not_found`", body = ErrorResponse),
+    )
+)]
+pub fn get_topic(name: String, state: AppState) -> Response {
+    let result = state.broker.topic(&name).map(|info| TopicDetails {
+        name: info.name.to_string(),
+        subscriber_count: info.subscribers,
+        messages_published: info.last_seq,
+        messages_in_history: info.in_history,
+        last_seq: info.last_seq,
+        epoch: info.epoch.to_string(),
+    });
+    respond(StatusCode::OK, result.map_err(ApiError::from))
+}
+
+/// Deletes a topic. Its subscribers receive `topic_deleted` and are unsubscribed.
+#[utoipa::path(
+    delete, path = "/topics/{name}", operation_id = "delete_topic", tag = "topics",
+    params(("name" = String, Path, description = "Topic name")),
+    responses(
+        (status = 200, description = "The topic was deleted", body = TopicDeleted),
+        (status = 400, description = "`invalid_topic`", body = ErrorResponse),
+        (status = 404, description = "`topic_not_found`", body = ErrorResponse),
+    )
+)]
+pub fn delete_topic(name: String, state: AppState) -> Response {
+    let result = state.broker.delete_topic(&name).map(|()| TopicDeleted {
+        name,
+        deleted: true,
+    });
+    respond(StatusCode::OK, result.map_err(ApiError::from))
+}
+
+/// Publishes a message, delivered to subscribers exactly like a WebSocket publish.
+#[utoipa::path(
+    post, path = "/topics/{name}/messages", operation_id = "publish_message", tag = "messages",
+    params(("name" = String, Path, description = "Topic name")),
+    request_body = PublishRequest,
+    responses(
+        (status = 201, description = "Published", body = Published),
+        (status = 400, description = "`invalid_topic` or `bad_request`", body = ErrorResponse),
+        (status = 404, description = "`topic_not_found` (unless topics are auto-created)", body = ErrorResponse),
+        (status = 413, description = "`message_too_large` or `payload_too_large`", body = ErrorResponse),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorResponse),
+    )
+)]
+pub fn publish_message(
+    name: String,
+    body: Result<PublishRequest, ApiError>,
+    state: AppState,
+) -> Response {
+    let result = body.and_then(|req| Ok(state.broker.publish(&name, req.message.get())?));
+    respond(
+        StatusCode::CREATED,
+        result.map(|seq| Published { topic: name, seq }),
+    )
+}
+
+/// Reads history: the messages held with seq above `since_seq`, oldest first.
+#[utoipa::path(
+    get, path = "/topics/{name}/messages", operation_id = "list_messages", tag = "messages",
+    params(
+        ("name" = String, Path, description = "Topic name"),
+        ("since_seq" = Option<u64>, Query, minimum = 0, description = "Only messages with a greater seq (default 0)"),
+        ("limit" = Option<u64>, Query, minimum = 0, description = "At most this many (default and maximum: the history size)"),
+    ),
+    responses(
+        (status = 200, description = "The messages", body = History),
+        (status = 400, description = "`invalid_topic`, or `bad_request` for a bad parameter", body = ErrorResponse),
+        (status = 404, description = "`topic_not_found`", body = ErrorResponse),
+    )
+)]
+pub fn list_messages(name: String, query: String, state: AppState) -> Response {
+    let history_size = state.broker.config().history_size;
+    let result = HistoryQuery::parse(&query).and_then(|q| {
+        let limit = q.limit.map_or(history_size, |l| l.min(history_size as u64) as usize);
+        let page = state.broker.history(&name, q.since_seq.unwrap_or(0), limit)?;
+        let messages = page.messages.iter().map(history_message).collect::<Result<_, _>>()?;
+        Ok(History {
+            topic: name,
+            messages,
+            last_seq: page.last_seq,
+        })
+    });
+    respond(StatusCode::OK, result)
+}
+
+fn history_message(p: &Arc<Publication>) -> Result<HistoryMessage, ApiError> {
+    let message = RawValue::from_string(p.message().to_owned())
+        .map_err(|e| ApiError::new(crate::protocol::ErrorCode::Internal, e.to_string()))?;
+    Ok(HistoryMessage {
+        seq: p.seq,
+        message,
+        published_at: p.published_at().to_owned(),
+    })
+}
+
+/// `since_seq` and `limit`, each a non-negative integer; other parameters are ignored.
+#[derive(Debug, Default, PartialEq)]
+struct HistoryQuery {
+    since_seq: Option<u64>,
+    limit: Option<u64>,
+}
+
+impl HistoryQuery {
+    fn parse(query: &str) -> Result<Self, ApiError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
+        let mut q = HistoryQuery::default();
+        for (key, value) in pairs {
+            let slot = match key.as_str() {
+                "since_seq" => &mut q.since_seq,
+                "limit" => &mut q.limit,
+                _ => continue,
+            };
+            *slot = Some(value.parse().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "query parameter '{key}' must be a non-negative integer, not '{value}'"
+                ))
+            })?);
+        }
+        Ok(q)
+    }
+}
+
+/// Answers `value` as JSON with `status`, or the error as its JSON body.
+fn respond<T: serde::Serialize>(status: StatusCode, result: Result<T, ApiError>) -> Response {
+    match result {
+        Ok(value) => with_status(json(&value), status).into_response(),
+        Err(e) => e.into_response(),
+    }
+}

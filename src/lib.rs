@@ -1,0 +1,21 @@
+//! pubsub: an in-memory publish/subscribe broker.
+//!
+//! Data flows one way: socket or HTTP request → [`protocol`] types → [`broker`] →
+//! per-connection outboxes → socket writer.
+//!
+//! - [`broker`]: the engine. Topics, history, sequence numbers, epochs, subscribers,
+//!   slow-consumer policy and counters. No HTTP in it.
+//! - [`protocol`]: the wire. REST bodies and WebSocket frames as Rust types (serde + utoipa),
+//!   the client-frame parser and the shared `message` frame encoder.
+//! - [`http`]: the warp layer. Routes and handlers, the WebSocket session, the OpenAPI
+//!   document with Swagger UI, and the JSON form of every error.
+//! - [`config`]: flags and environment.
+//! - [`server`]: binding, serving and graceful shutdown, used by `main` and by tests.
+
+pub mod broker;
+pub mod config;
+pub mod http;
+pub mod protocol;
+pub mod server;
+
+pub use http::app;

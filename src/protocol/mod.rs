@@ -1,0 +1,33 @@
+//! The wire: every REST body and WebSocket frame, as Rust types.
+//!
+//! These types are the single source of both the JSON on the wire (serde) and the documented
+//! schemas (utoipa), so the OpenAPI document cannot drift from what the server sends. The module
+//! knows nothing of warp or of the broker's internals; both the broker and the HTTP layer use it.
+
+mod client;
+mod error;
+mod rest;
+mod server;
+mod timestamp;
+
+pub use client::{ClientFrame, Command, FrameError, Replay, parse_client_frame};
+pub use error::{ErrorBody, ErrorCode, ErrorResponse};
+pub use rest::*;
+pub use server::{ServerFrame, encode_message_frame, encode_server_frame};
+pub use timestamp::format_timestamp;
+
+/// WebSocket close codes the server sends (RFC 6455, section 7.4.1).
+pub mod close {
+    /// The server is shutting down.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A text frame held invalid UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// Policy violation: used for a subscriber too slow to keep up.
+    pub const POLICY_VIOLATION: u16 = 1008;
+    /// A frame over `--max-frame-bytes`.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// A normal close after the client closed.
+    pub const NORMAL: u16 = 1000;
+    /// Never sent: stands for a connection that broke without a close frame.
+    pub const ABNORMAL: u16 = 1006;
+}

@@ -1,0 +1,131 @@
+//! REST request and response bodies.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+/// `POST /topics`: the topic to create.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"name": "news"}))]
+pub struct CreateTopicRequest {
+    /// 1 to 255 characters from `A-Z a-z 0-9 . _ - :`, starting with a letter or digit.
+    pub name: String,
+}
+
+/// A topic and how many WebSocket connections are subscribed to it.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"name": "news", "subscriber_count": 3}))]
+pub struct Topic {
+    pub name: String,
+    pub subscriber_count: usize,
+}
+
+/// `GET /topics`: every topic, sorted by name.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct TopicList {
+    pub topics: Vec<Topic>,
+}
+
+/// `DELETE /topics/{name}`: the topic is gone and its subscribers were told.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"name": "news", "deleted": true}))]
+pub struct TopicDeleted {
+    pub name: String,
+    pub deleted: bool,
+}
+
+/// `GET /topics/{name}`: one topic in detail.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"name": "news", "subscriber_count": 3, "messages_published": 151,
+    "messages_in_history": 100, "last_seq": 151, "epoch": "Xq3bZ0aL7kPw"}))]
+pub struct TopicDetails {
+    pub name: String,
+    pub subscriber_count: usize,
+    /// Messages published since the topic was created.
+    pub messages_published: u64,
+    /// Messages history holds now (at most `--history-size`).
+    pub messages_in_history: usize,
+    /// The seq of the newest message, 0 when none was published yet.
+    pub last_seq: u64,
+    /// Changes each time a topic of this name is created; resume with it after a reconnect.
+    pub epoch: String,
+}
+
+/// `POST /topics/{name}/messages`: the message to publish.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"message": {"data": "Hello"}}))]
+pub struct PublishRequest {
+    /// Any JSON value, `null` included. Its size is the length of its JSON text in bytes.
+    #[serde(deserialize_with = "present")]
+    #[schema(value_type = serde_json::Value)]
+    pub message: Box<RawValue>,
+}
+
+/// Deserializes a field that must be present but may be `null` (serde would read `null` as a
+/// missing `Option`, so the field is taken as raw JSON text).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Box<RawValue>, D::Error> {
+    Box::<RawValue>::deserialize(d)
+}
+
+/// A published message's place in its topic.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"topic": "news", "seq": 152}))]
+pub struct Published {
+    pub topic: String,
+    /// Counts from 1 per topic; never repeats within a topic's life.
+    pub seq: u64,
+}
+
+/// One message held in a topic's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryMessage {
+    pub seq: u64,
+    #[schema(value_type = serde_json::Value)]
+    pub message: Box<RawValue>,
+    /// When the server accepted it, RFC 3339 UTC with milliseconds.
+    #[schema(example = "2026-11-27T12:00:00.123Z")]
+    pub published_at: String,
+}
+
+/// `GET /topics/{name}/messages`: the messages history holds after `since_seq`, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct History {
+    pub topic: String,
+    pub messages: Vec<HistoryMessage>,
+    /// The seq of the newest message published, held or not; 0 when none was.
+    pub last_seq: u64,
+}
+
+/// `GET /health`.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"status": "healthy", "uptime_seconds": 3600}))]
+pub struct Health {
+    pub status: String,
+    pub uptime_seconds: u64,
+}
+
+/// Counters of one topic in `GET /stats`.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct TopicStats {
+    pub subscribers: usize,
+    pub messages_published: u64,
+    pub messages_in_history: usize,
+}
+
+/// `GET /stats`: the server's counters.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct Stats {
+    /// Every topic by name.
+    pub topics: BTreeMap<String, TopicStats>,
+    /// Open WebSocket connections.
+    pub connections: u64,
+    /// `message` frames written to subscribers, replays included.
+    pub messages_delivered: u64,
+    /// Messages not delivered to a slow subscriber under the `drop` policy.
+    pub messages_dropped: u64,
+    /// Connections closed for being too slow under the `disconnect` policy.
+    pub slow_consumers_disconnected: u64,
+    pub uptime_seconds: u64,
+}

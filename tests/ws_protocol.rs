@@ -1,0 +1,227 @@
+//! The WebSocket protocol frame by frame: every action, every ack, every error code, and the
+//! closes the WebSocket protocol itself requires.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestServer;
+use futures_util::SinkExt;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn ping_is_answered_with_pong_echoing_request_id() {
+    let server = TestServer::start().await;
+    let mut c = server.ws().await;
+    assert_eq!(c.request(json!({"action": "ping"})).await, json!({"action": "pong"}));
+    assert_eq!(
+        c.request(json!({"action": "ping", "request_id": "r-1"})).await,
+        json!({"action": "pong", "request_id": "r-1"})
+    );
+}
+
+#[tokio::test]
+async fn subscribe_publish_unsubscribe_round_trip() {
+    let server = TestServer::start().await;
+    server.create_topic("news").await;
+    let mut sub = server.ws().await;
+    let ack = sub
+        .request(json!({"action": "subscribe", "topic": "news", "request_id": "s"}))
+        .await;
+    assert_eq!(ack["action"], "subscribed");
+    assert_eq!(ack["topic"], "news");
+    assert_eq!(ack["replayed"], 0);
+    assert_eq!(ack["last_seq"], 0);
+    assert_eq!(ack["request_id"], "s");
+    assert!(ack["epoch"].as_str().is_some_and(|e| !e.is_empty()));
+    assert!(ack.get("recovered").is_none(), "recovered only answers since_seq: {ack}");
+
+    let mut publisher = server.ws().await;
+    let ack = publisher
+        .request(json!({"action": "publish", "topic": "news", "message": {"data": "Hello"}, "request_id": "p"}))
+        .await;
+    assert_eq!(ack, json!({"action": "published", "topic": "news", "seq": 1, "request_id": "p"}));
+
+    let delivered = sub.recv().await;
+    assert_eq!(delivered["action"], "message");
+    assert_eq!(delivered["topic"], "news");
+    assert_eq!(delivered["seq"], 1);
+    assert_eq!(delivered["message"], json!({"data": "Hello"}));
+    let at = delivered["published_at"].as_str().expect("published_at");
+    assert!(at.len() == 24 && at.ends_with('Z') && at.as_bytes()[10] == b'T', "{at}");
+    assert!(delivered.get("request_id").is_none());
+
+    assert_eq!(
+        sub.request(json!({"action": "unsubscribe", "topic": "news", "request_id": "u"})).await,
+        json!({"action": "unsubscribed", "topic": "news", "request_id": "u"})
+    );
+    publisher.publish("news", json!(2)).await;
+    sub.assert_silent(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn any_json_value_is_a_message_null_included() {
+    let server = TestServer::start().await;
+    server.create_topic("t").await;
+    let mut sub = server.ws().await;
+    sub.subscribe("t").await;
+    let mut publisher = server.ws().await;
+    let values = [json!(null), json!(0), json!("text"), json!([1, {"a": null}]), json!({"nested": {"x": [true]}})];
+    for v in &values {
+        publisher.publish("t", v.clone()).await;
+    }
+    for (i, v) in values.iter().enumerate() {
+        let m = sub.recv().await;
+        assert_eq!(m["seq"], i as u64 + 1);
+        assert_eq!(&m["message"], v);
+    }
+}
+
+#[tokio::test]
+async fn unsubscribe_when_not_subscribed_is_acked() {
+    let server = TestServer::start().await;
+    server.create_topic("t").await;
+    let mut c = server.ws().await;
+    assert_eq!(
+        c.request(json!({"action": "unsubscribe", "topic": "t"})).await,
+        json!({"action": "unsubscribed", "topic": "t"})
+    );
+    // Even for a topic that does not exist: there is nothing to be subscribed to.
+    assert_eq!(
+        c.request(json!({"action": "unsubscribe", "topic": "missing"})).await,
+        json!({"action": "unsubscribed", "topic": "missing"})
+    );
+}
+
+async fn assert_error(c: &mut common::WsClient, frame: serde_json::Value, code: &str) {
+    let reply = c.request(frame.clone()).await;
+    assert_eq!(reply["action"], "error", "{frame} -> {reply}");
+    assert_eq!(reply["error"]["code"], code, "{frame} -> {reply}");
+    assert!(reply["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    match frame.get("request_id") {
+        Some(id) if id.is_string() => assert_eq!(&reply["request_id"], id, "echoed: {reply}"),
+        _ => assert!(reply.get("request_id").is_none(), "nothing to echo: {reply}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_frames_get_bad_request_and_the_connection_stays() {
+    let server = TestServer::start().await;
+    server.create_topic("t").await;
+    let mut c = server.ws().await;
+    for text in ["not json", "[]", "42", "{\"action\":", ""] {
+        c.send_text(text).await;
+        let reply = c.recv().await;
+        assert_eq!(reply["action"], "error", "{text:?}");
+        assert_eq!(reply["error"]["code"], "bad_request", "{text:?}");
+    }
+    for frame in [
+        json!({"request_id": "1"}),
+        json!({"action": "dance", "request_id": "2"}),
+        json!({"action": 5, "request_id": "3"}),
+        json!({"action": "subscribe", "request_id": "4"}),
+        json!({"action": "subscribe", "topic": 7, "request_id": "5"}),
+        json!({"action": "subscribe", "topic": "t", "replay_last": -1, "request_id": "6"}),
+        json!({"action": "subscribe", "topic": "t", "replay_last": "3", "request_id": "7"}),
+        json!({"action": "subscribe", "topic": "t", "since_seq": 1.5, "request_id": "8"}),
+        json!({"action": "subscribe", "topic": "t", "since_seq": 1, "replay_last": 1, "request_id": "9"}),
+        json!({"action": "subscribe", "topic": "t", "since_seq": 0, "epoch": 3, "request_id": "10"}),
+        json!({"action": "publish", "topic": "t", "request_id": "11"}),
+        json!({"action": "publish", "message": 1, "request_id": "12"}),
+        json!({"action": "unsubscribe", "request_id": "13"}),
+        json!({"action": "ping", "request_id": 14}),
+    ] {
+        assert_error(&mut c, frame, "bad_request").await;
+    }
+    // A binary frame is bad_request too, and the connection stays open.
+    c.ws.send(Message::binary(b"{\"action\":\"ping\"}".to_vec())).await.unwrap();
+    let reply = c.recv().await;
+    assert_eq!(reply["error"]["code"], "bad_request");
+    assert_eq!(c.request(json!({"action": "ping"})).await["action"], "pong");
+}
+
+#[tokio::test]
+async fn unknown_fields_are_ignored() {
+    let server = TestServer::start().await;
+    let mut c = server.ws().await;
+    assert_eq!(
+        c.request(json!({"action": "ping", "extra": {"deep": [1]}, "v": 2})).await,
+        json!({"action": "pong"})
+    );
+}
+
+#[tokio::test]
+async fn topic_errors_name_their_code() {
+    let server = TestServer::with_args(&["--max-message-bytes", "100"]).await;
+    server.create_topic("t").await;
+    let mut c = server.ws().await;
+    for action in ["subscribe", "publish"] {
+        assert_error(
+            &mut c,
+            json!({"action": action, "topic": "missing", "message": 1, "request_id": action}),
+            "topic_not_found",
+        )
+        .await;
+        for bad in ["", ".dot", "a b", "a/b", &"x".repeat(256)] {
+            assert_error(
+                &mut c,
+                json!({"action": action, "topic": bad, "message": 1, "request_id": "x"}),
+                "invalid_topic",
+            )
+            .await;
+        }
+    }
+    assert_error(&mut c, json!({"action": "unsubscribe", "topic": "-x"}), "invalid_topic").await;
+    // The limit is on the message's JSON text: exactly 100 bytes pass, 101 do not.
+    let fits = "x".repeat(98); // 98 characters plus two quotes
+    assert_eq!(c.publish("t", json!(fits)).await, 1);
+    assert_error(
+        &mut c,
+        json!({"action": "publish", "topic": "t", "message": "x".repeat(99), "request_id": "big"}),
+        "message_too_large",
+    )
+    .await;
+    let stats = server.stats().await;
+    assert_eq!(stats["topics"]["t"]["messages_published"], 1, "nothing published by a failed frame");
+}
+
+#[tokio::test]
+async fn a_frame_over_the_frame_limit_closes_with_1009() {
+    let server = TestServer::with_args(&["--max-message-bytes", "1000", "--max-frame-bytes", "2000"]).await;
+    let mut c = server.ws().await;
+    c.send_text(&format!("{{\"action\":\"ping\",\"pad\":\"{}\"}}", "x".repeat(1900))).await;
+    assert_eq!(c.recv().await["action"], "pong", "under the limit passes");
+    c.send_text(&format!("{{\"action\":\"ping\",\"pad\":\"{}\"}}", "x".repeat(2100))).await;
+    let (code, _) = c.recv_close().await;
+    assert_eq!(code, 1009);
+    server.wait_for_stats("the connection to go", |s| s["connections"] == 0).await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_a_text_frame_closes_with_1007() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    // tungstenite will not send invalid UTF-8 in a text frame, so write the frame by hand.
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let handshake = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        server.addr
+    );
+    tcp.write_all(handshake.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tcp.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"));
+    // FIN + text opcode, masked, 2-byte payload 0xC3 0x28 (an invalid UTF-8 sequence).
+    let mask = [1u8, 2, 3, 4];
+    let payload = [0xC3u8, 0x28];
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    tcp.write_all(&frame).await.unwrap();
+    let n = tokio::time::timeout(common::WAIT, tcp.read(&mut buf)).await.unwrap().unwrap();
+    assert!(n >= 4, "a close frame arrives");
+    assert_eq!(buf[0], 0x88, "close opcode");
+    assert_eq!(u16::from_be_bytes([buf[2], buf[3]]), 1007);
+}
