@@ -85,10 +85,15 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 
 /// Parses one text frame. Unknown fields are ignored.
 pub fn parse_client_frame(text: &str) -> Result<ClientFrame<'_>, FrameError<'_>> {
-    let raw: RawFrame = serde_json::from_str(text).map_err(|e| FrameError {
+    let malformed = |why: String| FrameError {
         request_id: None,
-        message: format!("malformed frame: expected a JSON object ({e})"),
-    })?;
+        message: format!("malformed frame: expected a JSON object ({why})"),
+    };
+    // serde would also read a struct from a JSON array; a frame must be an object.
+    if !text.trim_start().starts_with('{') {
+        return Err(malformed("it does not start with '{'".to_owned()));
+    }
+    let raw: RawFrame = serde_json::from_str(text).map_err(|e| malformed(e.to_string()))?;
     let request_id = match raw.request_id {
         None => None,
         Some(v) => Some(string(v).ok_or_else(|| FrameError {
@@ -233,6 +238,7 @@ mod tests {
         for (text, needle) in [
             ("not json", "malformed"),
             ("[1,2]", "malformed"),
+            (r#"["ping"]"#, "malformed"),
             (r#"{"action":"x","request_id":"r"}"#, "unknown action 'x'"),
             (r#"{"request_id":"r"}"#, "missing field 'action'"),
             (r#"{"action":7,"request_id":"r"}"#, "'action' must be a string"),
