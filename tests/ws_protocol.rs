@@ -14,9 +14,13 @@ use tokio_tungstenite::tungstenite::Message;
 async fn ping_is_answered_with_pong_echoing_request_id() {
     let server = TestServer::start().await;
     let mut c = server.ws().await;
-    assert_eq!(c.request(json!({"action": "ping"})).await, json!({"action": "pong"}));
     assert_eq!(
-        c.request(json!({"action": "ping", "request_id": "r-1"})).await,
+        c.request(json!({"action": "ping"})).await,
+        json!({"action": "pong"})
+    );
+    assert_eq!(
+        c.request(json!({"action": "ping", "request_id": "r-1"}))
+            .await,
         json!({"action": "pong", "request_id": "r-1"})
     );
 }
@@ -35,13 +39,19 @@ async fn subscribe_publish_unsubscribe_round_trip() {
     assert_eq!(ack["last_seq"], 0);
     assert_eq!(ack["request_id"], "s");
     assert!(ack["epoch"].as_str().is_some_and(|e| !e.is_empty()));
-    assert!(ack.get("recovered").is_none(), "recovered only answers since_seq: {ack}");
+    assert!(
+        ack.get("recovered").is_none(),
+        "recovered only answers since_seq: {ack}"
+    );
 
     let mut publisher = server.ws().await;
     let ack = publisher
         .request(json!({"action": "publish", "topic": "news", "message": {"data": "Hello"}, "request_id": "p"}))
         .await;
-    assert_eq!(ack, json!({"action": "published", "topic": "news", "seq": 1, "request_id": "p"}));
+    assert_eq!(
+        ack,
+        json!({"action": "published", "topic": "news", "seq": 1, "request_id": "p"})
+    );
 
     let delivered = sub.recv().await;
     assert_eq!(delivered["action"], "message");
@@ -49,11 +59,15 @@ async fn subscribe_publish_unsubscribe_round_trip() {
     assert_eq!(delivered["seq"], 1);
     assert_eq!(delivered["message"], json!({"data": "Hello"}));
     let at = delivered["published_at"].as_str().expect("published_at");
-    assert!(at.len() == 24 && at.ends_with('Z') && at.as_bytes()[10] == b'T', "{at}");
+    assert!(
+        at.len() == 24 && at.ends_with('Z') && at.as_bytes()[10] == b'T',
+        "{at}"
+    );
     assert!(delivered.get("request_id").is_none());
 
     assert_eq!(
-        sub.request(json!({"action": "unsubscribe", "topic": "news", "request_id": "u"})).await,
+        sub.request(json!({"action": "unsubscribe", "topic": "news", "request_id": "u"}))
+            .await,
         json!({"action": "unsubscribed", "topic": "news", "request_id": "u"})
     );
     publisher.publish("news", json!(2)).await;
@@ -67,7 +81,13 @@ async fn any_json_value_is_a_message_null_included() {
     let mut sub = server.ws().await;
     sub.subscribe("t").await;
     let mut publisher = server.ws().await;
-    let values = [json!(null), json!(0), json!("text"), json!([1, {"a": null}]), json!({"nested": {"x": [true]}})];
+    let values = [
+        json!(null),
+        json!(0),
+        json!("text"),
+        json!([1, {"a": null}]),
+        json!({"nested": {"x": [true]}}),
+    ];
     for v in &values {
         publisher.publish("t", v.clone()).await;
     }
@@ -84,12 +104,14 @@ async fn unsubscribe_when_not_subscribed_is_acked() {
     server.create_topic("t").await;
     let mut c = server.ws().await;
     assert_eq!(
-        c.request(json!({"action": "unsubscribe", "topic": "t"})).await,
+        c.request(json!({"action": "unsubscribe", "topic": "t"}))
+            .await,
         json!({"action": "unsubscribed", "topic": "t"})
     );
     // Even for a topic that does not exist: there is nothing to be subscribed to.
     assert_eq!(
-        c.request(json!({"action": "unsubscribe", "topic": "missing"})).await,
+        c.request(json!({"action": "unsubscribe", "topic": "missing"}))
+            .await,
         json!({"action": "unsubscribed", "topic": "missing"})
     );
 }
@@ -98,10 +120,17 @@ async fn assert_error(c: &mut common::WsClient, frame: serde_json::Value, code: 
     let reply = c.request(frame.clone()).await;
     assert_eq!(reply["action"], "error", "{frame} -> {reply}");
     assert_eq!(reply["error"]["code"], code, "{frame} -> {reply}");
-    assert!(reply["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
     match frame.get("request_id") {
         Some(id) if id.is_string() => assert_eq!(&reply["request_id"], id, "echoed: {reply}"),
-        _ => assert!(reply.get("request_id").is_none(), "nothing to echo: {reply}"),
+        _ => assert!(
+            reply.get("request_id").is_none(),
+            "nothing to echo: {reply}"
+        ),
     }
 }
 
@@ -135,7 +164,9 @@ async fn bad_frames_get_bad_request_and_the_connection_stays() {
         assert_error(&mut c, frame, "bad_request").await;
     }
     // A binary frame is bad_request too, and the connection stays open.
-    c.ws.send(Message::binary(b"{\"action\":\"ping\"}".to_vec())).await.unwrap();
+    c.ws.send(Message::binary(b"{\"action\":\"ping\"}".to_vec()))
+        .await
+        .unwrap();
     let reply = c.recv().await;
     assert_eq!(reply["error"]["code"], "bad_request");
     assert_eq!(c.request(json!({"action": "ping"})).await["action"], "pong");
@@ -146,7 +177,8 @@ async fn unknown_fields_are_ignored() {
     let server = TestServer::start().await;
     let mut c = server.ws().await;
     assert_eq!(
-        c.request(json!({"action": "ping", "extra": {"deep": [1]}, "v": 2})).await,
+        c.request(json!({"action": "ping", "extra": {"deep": [1]}, "v": 2}))
+            .await,
         json!({"action": "pong"})
     );
 }
@@ -172,7 +204,12 @@ async fn topic_errors_name_their_code() {
             .await;
         }
     }
-    assert_error(&mut c, json!({"action": "unsubscribe", "topic": "-x"}), "invalid_topic").await;
+    assert_error(
+        &mut c,
+        json!({"action": "unsubscribe", "topic": "-x"}),
+        "invalid_topic",
+    )
+    .await;
     // The limit is on the message's JSON text: exactly 100 bytes pass, 101 do not.
     let fits = "x".repeat(98); // 98 characters plus two quotes
     assert_eq!(c.publish("t", json!(fits)).await, 1);
@@ -183,19 +220,33 @@ async fn topic_errors_name_their_code() {
     )
     .await;
     let stats = server.stats().await;
-    assert_eq!(stats["topics"]["t"]["messages_published"], 1, "nothing published by a failed frame");
+    assert_eq!(
+        stats["topics"]["t"]["messages_published"], 1,
+        "nothing published by a failed frame"
+    );
 }
 
 #[tokio::test]
 async fn a_frame_over_the_frame_limit_closes_with_1009() {
-    let server = TestServer::with_args(&["--max-message-bytes", "1000", "--max-frame-bytes", "2000"]).await;
+    let server =
+        TestServer::with_args(&["--max-message-bytes", "1000", "--max-frame-bytes", "2000"]).await;
     let mut c = server.ws().await;
-    c.send_text(&format!("{{\"action\":\"ping\",\"pad\":\"{}\"}}", "x".repeat(1900))).await;
+    c.send_text(&format!(
+        "{{\"action\":\"ping\",\"pad\":\"{}\"}}",
+        "x".repeat(1900)
+    ))
+    .await;
     assert_eq!(c.recv().await["action"], "pong", "under the limit passes");
-    c.send_text(&format!("{{\"action\":\"ping\",\"pad\":\"{}\"}}", "x".repeat(2100))).await;
+    c.send_text(&format!(
+        "{{\"action\":\"ping\",\"pad\":\"{}\"}}",
+        "x".repeat(2100)
+    ))
+    .await;
     let (code, _) = c.recv_close().await;
     assert_eq!(code, 1009);
-    server.wait_for_stats("the connection to go", |s| s["connections"] == 0).await;
+    server
+        .wait_for_stats("the connection to go", |s| s["connections"] == 0)
+        .await;
 }
 
 #[tokio::test]
@@ -220,7 +271,10 @@ async fn invalid_utf8_in_a_text_frame_closes_with_1007() {
     frame.extend_from_slice(&mask);
     frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     tcp.write_all(&frame).await.unwrap();
-    let n = tokio::time::timeout(common::WAIT, tcp.read(&mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(common::WAIT, tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(n >= 4, "a close frame arrives");
     assert_eq!(buf[0], 0x88, "close opcode");
     assert_eq!(u16::from_be_bytes([buf[2], buf[3]]), 1007);

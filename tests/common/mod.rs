@@ -68,7 +68,13 @@ impl TestServer {
         let _ = tokio::time::timeout(WAIT, &mut self.task).await;
     }
 
-    pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
         http_request(self.addr, method, path, headers, body).await
     }
 
@@ -83,11 +89,14 @@ impl TestServer {
     /// POSTs `body` as JSON.
     pub async fn post_json(&self, path: &str, body: &Value) -> HttpResponse {
         let body = serde_json::to_vec(body).expect("encode");
-        self.request("POST", path, &[("Content-Type", "application/json")], &body).await
+        self.request("POST", path, &[("Content-Type", "application/json")], &body)
+            .await
     }
 
     pub async fn create_topic(&self, name: &str) {
-        let r = self.post_json("/topics", &serde_json::json!({ "name": name })).await;
+        let r = self
+            .post_json("/topics", &serde_json::json!({ "name": name }))
+            .await;
         assert_eq!(r.status, 201, "create topic {name}: {}", r.text());
     }
 
@@ -106,7 +115,10 @@ impl TestServer {
             if check(&stats) {
                 return stats;
             }
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}: {stats}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {stats}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -153,7 +165,9 @@ impl HttpResponse {
         let body = self.json();
         assert_eq!(body["error"]["code"], code, "body: {body}");
         assert!(
-            body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
             "error has a message: {body}"
         );
     }
@@ -168,9 +182,9 @@ pub async fn http_request(
     body: &[u8],
 ) -> HttpResponse {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
+    let chunked = headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -235,7 +249,8 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
         let Some(line_end) = raw.windows(2).position(|w| w == b"\r\n") else {
             return out;
         };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&raw[..line_end]).trim(), 16).unwrap_or(0);
+        let size = usize::from_str_radix(String::from_utf8_lossy(&raw[..line_end]).trim(), 16)
+            .unwrap_or(0);
         if size == 0 {
             return out;
         }
@@ -280,7 +295,8 @@ impl WsClient {
         loop {
             match self.next_raw().await {
                 Some(Message::Text(text)) => {
-                    return serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON {text}: {e}"));
+                    return serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("bad JSON {text}: {e}"));
                 }
                 Some(Message::Ping(_) | Message::Pong(_)) => continue,
                 other => panic!("expected a text frame, got {other:?}"),
@@ -298,7 +314,9 @@ impl WsClient {
     pub async fn recv_close(&mut self) -> (u16, String) {
         loop {
             match self.next_raw().await {
-                Some(Message::Close(Some(frame))) => return (frame.code.into(), frame.reason.to_string()),
+                Some(Message::Close(Some(frame))) => {
+                    return (frame.code.into(), frame.reason.to_string());
+                }
                 Some(Message::Close(None)) => return (1005, String::new()),
                 None => panic!("stream ended without a close frame"),
                 Some(_) => continue,
@@ -315,7 +333,9 @@ impl WsClient {
 
     /// Subscribes and returns the ack.
     pub async fn subscribe(&mut self, topic: &str) -> Value {
-        let ack = self.request(serde_json::json!({"action": "subscribe", "topic": topic})).await;
+        let ack = self
+            .request(serde_json::json!({"action": "subscribe", "topic": topic}))
+            .await;
         assert_eq!(ack["action"], "subscribed", "{ack}");
         ack
     }

@@ -1,0 +1,503 @@
+//! The delivery guarantees, each shown over real sockets: ack then replay then live with no gap
+//! and no duplicate while publishers are busy, per-topic seq order, no double delivery, cleanup
+//! on close, self-delivery, auto-creation, resume with since_seq and epoch, topic deletion.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, WsClient};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Publishes `count` messages on its own connection as fast as the server acks them, pipelined
+/// (up to 64 unacknowledged), and returns once all are acked.
+fn spawn_publisher(
+    server: &TestServer,
+    topic: &'static str,
+    count: u64,
+) -> tokio::task::JoinHandle<()> {
+    let addr = server.addr;
+    tokio::spawn(async move {
+        let c = WsClient::connect(addr).await;
+        let (mut tx, mut rx) = c.ws.split();
+        let reader = tokio::spawn(async move {
+            let mut acked = 0;
+            while acked < count {
+                let Some(Ok(Message::Text(t))) = rx.next().await else {
+                    panic!("publisher lost")
+                };
+                let v: Value = serde_json::from_str(&t).unwrap();
+                assert_eq!(v["action"], "published", "{v}");
+                acked += 1;
+            }
+        });
+        for i in 0..count {
+            let frame = json!({"action": "publish", "topic": topic, "message": {"i": i}});
+            tx.send(Message::text(frame.to_string())).await.unwrap();
+        }
+        tokio::time::timeout(common::WAIT * 3, reader)
+            .await
+            .expect("all acked")
+            .unwrap();
+    })
+}
+
+/// Reads `count` message frames and returns their seqs.
+async fn recv_seqs(c: &mut WsClient, count: usize) -> Vec<u64> {
+    let mut seqs = Vec::with_capacity(count);
+    while seqs.len() < count {
+        let m = c.recv().await;
+        assert_eq!(m["action"], "message", "{m}");
+        seqs.push(m["seq"].as_u64().unwrap());
+    }
+    seqs
+}
+
+fn assert_consecutive(seqs: &[u64], first: u64) {
+    for (i, seq) in seqs.iter().enumerate() {
+        assert_eq!(
+            *seq,
+            first + i as u64,
+            "gap or duplicate at index {i}: {seqs:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_then_replay_then_live_without_gap_or_duplicate_while_publishing() {
+    const TOTAL: u64 = 20_000;
+    // Subscribers are read only after all have joined: give their queues room for it all.
+    let server = TestServer::with_args(&[
+        "--history-size",
+        "20000",
+        "--subscriber-queue-bytes",
+        "16777216",
+    ])
+    .await;
+    server.create_topic("busy").await;
+    let publisher = spawn_publisher(&server, "busy", TOTAL);
+    // Join at several points of the stream while the publisher is running; read afterwards.
+    let mut joins = Vec::new();
+    for (replay_last, after) in [
+        (0u64, 0u64),
+        (1, 1000),
+        (10, 3000),
+        (200, 6000),
+        (20_000, 9000),
+    ] {
+        let deadline = tokio::time::Instant::now() + common::WAIT;
+        while server.get("/topics/busy").await.json()["last_seq"]
+            .as_u64()
+            .unwrap()
+            < after
+        {
+            assert!(tokio::time::Instant::now() < deadline, "publisher stalled");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let mut c = server.ws().await;
+        c.send(json!({"action": "subscribe", "topic": "busy", "replay_last": replay_last}))
+            .await;
+        joins.push((c, replay_last));
+    }
+    let mut joined = 0;
+    for (mut c, replay_last) in joins {
+        let ack = c.recv().await;
+        assert_eq!(ack["action"], "subscribed", "the ack comes first: {ack}");
+        let last_seq = ack["last_seq"].as_u64().unwrap();
+        let replayed = ack["replayed"].as_u64().unwrap();
+        assert_eq!(
+            replayed,
+            replay_last.min(last_seq),
+            "clamped to what history holds"
+        );
+        let first = last_seq - replayed + 1;
+        let seqs = recv_seqs(&mut c, (TOTAL - first + 1) as usize).await;
+        assert_consecutive(&seqs, first);
+        if last_seq > 0 && last_seq < TOTAL {
+            joined += 1;
+        }
+    }
+    publisher.await.unwrap();
+    // Not a guarantee, but the test only proves something if some joins landed mid-stream.
+    println!("{joined} of 5 subscribers joined while messages were being published");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subscriber_sees_one_order_with_concurrent_publishers() {
+    let server = TestServer::start().await;
+    server.create_topic("t").await;
+    let mut subs = Vec::new();
+    for _ in 0..3 {
+        let mut c = server.ws().await;
+        c.subscribe("t").await;
+        subs.push(c);
+    }
+    let publishers: Vec<_> = (0..3).map(|_| spawn_publisher(&server, "t", 300)).collect();
+    let mut orders = Vec::new();
+    for c in &mut subs {
+        let mut frames = Vec::new();
+        while frames.len() < 900 {
+            let m = c.recv().await;
+            frames.push((m["seq"].as_u64().unwrap(), m["message"].clone()));
+        }
+        let seqs: Vec<u64> = frames.iter().map(|(s, _)| *s).collect();
+        assert_consecutive(&seqs, 1);
+        orders.push(frames);
+    }
+    assert!(
+        orders.windows(2).all(|w| w[0] == w[1]),
+        "every subscriber sees the same messages under the same seqs"
+    );
+    for p in publishers {
+        p.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn subscribing_twice_replays_again_but_never_doubles_live_delivery() {
+    let server = TestServer::start().await;
+    server.create_topic("t").await;
+    let mut publisher = server.ws().await;
+    for i in 1..=3 {
+        publisher.publish("t", json!(i)).await;
+    }
+    let mut c = server.ws().await;
+    c.subscribe("t").await;
+    let ack = c
+        .request(
+            json!({"action": "subscribe", "topic": "t", "replay_last": 2, "request_id": "again"}),
+        )
+        .await;
+    assert_eq!(ack["action"], "subscribed");
+    assert_eq!(ack["replayed"], 2);
+    assert_eq!(ack["request_id"], "again");
+    assert_eq!(recv_seqs(&mut c, 2).await, vec![2, 3]);
+    publisher.publish("t", json!(4)).await;
+    assert_eq!(recv_seqs(&mut c, 1).await, vec![4]);
+    c.assert_silent(Duration::from_millis(200)).await;
+    assert_eq!(server.get("/topics/t").await.json()["subscriber_count"], 1);
+}
+
+#[tokio::test]
+async fn closing_a_connection_removes_all_its_subscriptions_at_once() {
+    let server = TestServer::start().await;
+    for t in ["a", "b", "c"] {
+        server.create_topic(t).await;
+    }
+    let mut stays = server.ws().await;
+    stays.subscribe("a").await;
+    let mut leaves = server.ws().await;
+    for t in ["a", "b", "c"] {
+        leaves.subscribe(t).await;
+    }
+    let stats = server.stats().await;
+    assert_eq!(stats["connections"], 2);
+    assert_eq!(stats["topics"]["a"]["subscribers"], 2);
+    assert_eq!(stats["topics"]["c"]["subscribers"], 1);
+
+    leaves.ws.close(None).await.unwrap();
+    drop(leaves);
+    let stats = server
+        .wait_for_stats("the closed connection to go", |s| s["connections"] == 1)
+        .await;
+    assert_eq!(stats["topics"]["a"]["subscribers"], 1);
+    assert_eq!(stats["topics"]["b"]["subscribers"], 0);
+    assert_eq!(stats["topics"]["c"]["subscribers"], 0);
+    let topics = server.get("/topics").await.json();
+    assert_eq!(
+        topics,
+        json!({"topics": [
+            {"name": "a", "subscriber_count": 1},
+            {"name": "b", "subscriber_count": 0},
+            {"name": "c", "subscriber_count": 0},
+        ]})
+    );
+}
+
+#[tokio::test]
+async fn a_connection_dropped_without_a_close_frame_is_cleaned_up_too() {
+    let server = TestServer::start().await;
+    server.create_topic("a").await;
+    let mut c = server.ws().await;
+    c.subscribe("a").await;
+    drop(c); // TCP goes away without a WebSocket close
+    let stats = server
+        .wait_for_stats("the dropped connection to go", |s| s["connections"] == 0)
+        .await;
+    assert_eq!(stats["topics"]["a"]["subscribers"], 0);
+}
+
+#[tokio::test]
+async fn a_subscribed_publisher_gets_its_own_messages() {
+    let server = TestServer::start().await;
+    server.create_topic("t").await;
+    let mut c = server.ws().await;
+    c.subscribe("t").await;
+    c.send(json!({"action": "publish", "topic": "t", "message": "mine", "request_id": "p"}))
+        .await;
+    let mut got = vec![c.recv().await, c.recv().await];
+    got.sort_by_key(|f| f["action"].as_str().unwrap_or_default().to_owned());
+    assert_eq!(got[0]["action"], "message");
+    assert_eq!(got[0]["message"], "mine");
+    assert_eq!(
+        got[1],
+        json!({"action": "published", "topic": "t", "seq": 1, "request_id": "p"})
+    );
+}
+
+#[tokio::test]
+async fn missing_topics_are_created_on_use_only_when_configured() {
+    let strict = TestServer::start().await;
+    let mut c = strict.ws().await;
+    for action in ["subscribe", "publish"] {
+        let reply = c
+            .request(json!({"action": action, "topic": "fresh", "message": 1}))
+            .await;
+        assert_eq!(reply["error"]["code"], "topic_not_found", "{reply}");
+    }
+    assert_eq!(strict.get("/topics").await.json()["topics"], json!([]));
+
+    let auto = TestServer::with_args(&["--auto-create-topics"]).await;
+    let mut c = auto.ws().await;
+    let ack = c.subscribe("fresh").await;
+    assert_eq!(ack["last_seq"], 0);
+    let mut publisher = auto.ws().await;
+    assert_eq!(publisher.publish("other", json!(1)).await, 1);
+    assert_eq!(publisher.publish("fresh", json!(2)).await, 1);
+    assert_eq!(recv_seqs(&mut c, 1).await, vec![1]);
+    let names: Vec<Value> = auto.get("/topics").await.json()["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].clone())
+        .collect();
+    assert_eq!(names, vec![json!("fresh"), json!("other")]);
+}
+
+/// A topic with messages 1..=`count` published, history holding the last `history` of them.
+async fn server_with_history(history: &str, count: u64) -> (TestServer, String) {
+    let server = TestServer::with_args(&["--history-size", history]).await;
+    server.create_topic("r").await;
+    let mut publisher = server.ws().await;
+    for i in 1..=count {
+        publisher.publish("r", json!(i)).await;
+    }
+    let epoch = server.get("/topics/r").await.json()["epoch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (server, epoch)
+}
+
+async fn resume(server: &TestServer, frame: Value) -> (Value, Vec<u64>) {
+    let mut c = server.ws().await;
+    let ack = c.request(frame).await;
+    assert_eq!(ack["action"], "subscribed", "{ack}");
+    let seqs = recv_seqs(&mut c, ack["replayed"].as_u64().unwrap() as usize).await;
+    c.assert_silent(Duration::from_millis(100)).await;
+    (ack, seqs)
+}
+
+#[tokio::test]
+async fn resume_within_history_recovers_everything_after_since_seq() {
+    let (server, epoch) = server_with_history("10", 25).await;
+    let (ack, seqs) = resume(
+        &server,
+        json!({"action": "subscribe", "topic": "r", "since_seq": 20, "epoch": epoch}),
+    )
+    .await;
+    assert_eq!(ack["recovered"], true);
+    assert_eq!(ack["epoch"], epoch.as_str());
+    assert_eq!(ack["last_seq"], 25);
+    assert_eq!(seqs, vec![21, 22, 23, 24, 25]);
+    // The oldest position history can still serve: everything after 15 is held (16..=25).
+    let (ack, seqs) = resume(
+        &server,
+        json!({"action": "subscribe", "topic": "r", "since_seq": 15, "epoch": epoch}),
+    )
+    .await;
+    assert_eq!(ack["recovered"], true);
+    assert_eq!(seqs, (16..=25).collect::<Vec<_>>());
+    // Up to date: nothing to replay, nothing missed.
+    let (ack, seqs) = resume(
+        &server,
+        json!({"action": "subscribe", "topic": "r", "since_seq": 25, "epoch": epoch}),
+    )
+    .await;
+    assert_eq!(ack["recovered"], true);
+    assert!(seqs.is_empty());
+    // Without an epoch the position is taken to be in the topic's current life.
+    let (ack, seqs) = resume(
+        &server,
+        json!({"action": "subscribe", "topic": "r", "since_seq": 23}),
+    )
+    .await;
+    assert_eq!(ack["recovered"], true);
+    assert_eq!(seqs, vec![24, 25]);
+}
+
+#[tokio::test]
+async fn resume_reports_a_gap_and_sends_what_history_holds() {
+    let (server, epoch) = server_with_history("10", 25).await;
+    // 15 and earlier fell out of history: seq 15 is lost for a client that saw up to 14.
+    let (ack, seqs) = resume(
+        &server,
+        json!({"action": "subscribe", "topic": "r", "since_seq": 14, "epoch": epoch}),
+    )
+    .await;
+    assert_eq!(ack["recovered"], false);
+    assert_eq!(seqs, (16..=25).collect::<Vec<_>>());
+    // Another life of the topic.
+    let (ack, seqs) = resume(
+        &server,
+        json!({"action": "subscribe", "topic": "r", "since_seq": 20, "epoch": "other"}),
+    )
+    .await;
+    assert_eq!(ack["recovered"], false);
+    assert_eq!(seqs, (16..=25).collect::<Vec<_>>());
+    // A position the topic never reached.
+    let (ack, seqs) = resume(
+        &server,
+        json!({"action": "subscribe", "topic": "r", "since_seq": 99, "epoch": epoch}),
+    )
+    .await;
+    assert_eq!(ack["recovered"], false);
+    assert_eq!(seqs, (16..=25).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn without_history_only_an_up_to_date_client_is_recovered() {
+    let (server, epoch) = server_with_history("0", 3).await;
+    let (ack, seqs) = resume(
+        &server,
+        json!({"action": "subscribe", "topic": "r", "since_seq": 3, "epoch": epoch}),
+    )
+    .await;
+    assert_eq!(ack["recovered"], true);
+    assert!(seqs.is_empty());
+    let (ack, seqs) = resume(
+        &server,
+        json!({"action": "subscribe", "topic": "r", "since_seq": 2, "epoch": epoch}),
+    )
+    .await;
+    assert_eq!(ack["recovered"], false);
+    assert!(seqs.is_empty());
+    let (ack, _) = resume(
+        &server,
+        json!({"action": "subscribe", "topic": "r", "replay_last": 5}),
+    )
+    .await;
+    assert_eq!(ack["replayed"], 0);
+}
+
+#[tokio::test]
+async fn replay_last_is_clamped_to_history() {
+    let (server, _) = server_with_history("10", 25).await;
+    let (ack, seqs) = resume(
+        &server,
+        json!({"action": "subscribe", "topic": "r", "replay_last": 3}),
+    )
+    .await;
+    assert_eq!(ack["replayed"], 3);
+    assert_eq!(seqs, vec![23, 24, 25]);
+    let (ack, seqs) = resume(
+        &server,
+        json!({"action": "subscribe", "topic": "r", "replay_last": 1000}),
+    )
+    .await;
+    assert_eq!(ack["replayed"], 10);
+    assert_eq!(seqs, (16..=25).collect::<Vec<_>>());
+    let (ack, seqs) = resume(
+        &server,
+        json!({"action": "subscribe", "topic": "r", "replay_last": 0}),
+    )
+    .await;
+    assert_eq!(ack["replayed"], 0);
+    assert!(seqs.is_empty());
+}
+
+#[tokio::test]
+async fn deleting_a_topic_tells_subscribers_and_a_new_topic_of_that_name_is_a_new_life() {
+    let server = TestServer::start().await;
+    server.create_topic("t").await;
+    let mut sub = server.ws().await;
+    let old_epoch = sub.subscribe("t").await["epoch"].clone();
+    let mut publisher = server.ws().await;
+    publisher.publish("t", json!(1)).await;
+    assert_eq!(recv_seqs(&mut sub, 1).await, vec![1]);
+
+    assert_eq!(server.delete("/topics/t").await.status, 200);
+    assert_eq!(
+        sub.recv().await,
+        json!({"action": "topic_deleted", "topic": "t"})
+    );
+    let reply = publisher
+        .request(json!({"action": "publish", "topic": "t", "message": 2}))
+        .await;
+    assert_eq!(reply["error"]["code"], "topic_not_found");
+
+    server.create_topic("t").await;
+    let details = server.get("/topics/t").await.json();
+    assert_ne!(details["epoch"], old_epoch, "a fresh epoch for a new life");
+    assert_eq!(
+        details["subscriber_count"], 0,
+        "old subscribers do not carry over"
+    );
+    assert_eq!(
+        publisher.publish("t", json!(3)).await,
+        1,
+        "seq starts again at 1"
+    );
+    sub.assert_silent(Duration::from_millis(200)).await;
+    // Unsubscribing from the deleted topic is still acked.
+    assert_eq!(
+        sub.request(json!({"action": "unsubscribe", "topic": "t"}))
+            .await["action"],
+        "unsubscribed"
+    );
+}
+
+#[tokio::test]
+async fn rest_and_websocket_publishes_share_one_sequence() {
+    let server = TestServer::start().await;
+    server.create_topic("mix").await;
+    let mut sub = server.ws().await;
+    sub.subscribe("mix").await;
+    let mut publisher = server.ws().await;
+    assert_eq!(publisher.publish("mix", json!("ws")).await, 1);
+    let r = server
+        .post_json("/topics/mix/messages", &json!({"message": "rest"}))
+        .await;
+    assert_eq!(r.json(), json!({"topic": "mix", "seq": 2}));
+    let a = sub.recv().await;
+    let b = sub.recv().await;
+    assert_eq!(
+        (a["seq"].clone(), a["message"].clone()),
+        (json!(1), json!("ws"))
+    );
+    assert_eq!(
+        (b["seq"].clone(), b["message"].clone()),
+        (json!(2), json!("rest"))
+    );
+    assert_eq!(
+        b.as_object().unwrap().len(),
+        5,
+        "same frame shape either way: {b}"
+    );
+}
+
+#[tokio::test]
+async fn messages_delivered_counts_replays_and_live_frames() {
+    let (server, _) = server_with_history("10", 4).await;
+    let (_, seqs) = resume(
+        &server,
+        json!({"action": "subscribe", "topic": "r", "replay_last": 4}),
+    )
+    .await;
+    assert_eq!(seqs.len(), 4);
+    server
+        .wait_for_stats("4 replayed deliveries", |s| s["messages_delivered"] == 4)
+        .await;
+}
