@@ -38,7 +38,11 @@ pub struct Config {
     pub max_frame_bytes: Option<usize>,
 
     /// Each connection's outbound queue, in bytes. Must hold at least one largest message.
-    #[arg(long, env = "PUBSUB_SUBSCRIBER_QUEUE_BYTES", default_value_t = 1_048_576)]
+    #[arg(
+        long,
+        env = "PUBSUB_SUBSCRIBER_QUEUE_BYTES",
+        default_value_t = 1_048_576
+    )]
     pub subscriber_queue_bytes: usize,
 
     /// What to do with a subscriber whose queue is full.

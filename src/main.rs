@@ -18,7 +18,9 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
 
     let listener = match TcpListener::bind((config.host, config.port)).await {
@@ -35,7 +37,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!("listening on http://{addr} (API docs at http://{addr}/docs, WebSocket at ws://{addr}/ws)");
+    tracing::info!(
+        "listening on http://{addr} (API docs at http://{addr}/docs, WebSocket at ws://{addr}/ws)"
+    );
 
     let broker = Broker::new(config.broker_config());
     server::serve(

@@ -237,7 +237,7 @@ async fn a_subscribed_publisher_gets_its_own_messages() {
     c.subscribe("t").await;
     c.send(json!({"action": "publish", "topic": "t", "message": "mine", "request_id": "p"}))
         .await;
-    let mut got = vec![c.recv().await, c.recv().await];
+    let mut got = [c.recv().await, c.recv().await];
     got.sort_by_key(|f| f["action"].as_str().unwrap_or_default().to_owned());
     assert_eq!(got[0]["action"], "message");
     assert_eq!(got[0]["message"], "mine");

@@ -198,7 +198,12 @@ impl Broker {
     }
 
     /// History with seq above `since`, oldest first, at most `limit` messages.
-    pub fn history(&self, name: &str, since: u64, limit: usize) -> Result<HistoryPage, BrokerError> {
+    pub fn history(
+        &self,
+        name: &str,
+        since: u64,
+        limit: usize,
+    ) -> Result<HistoryPage, BrokerError> {
         let (messages, last_seq) = self.existing(name)?.history(since, limit);
         Ok(HistoryPage { messages, last_seq })
     }
@@ -325,5 +330,10 @@ impl Broker {
 /// Locks a mutex, carrying on past poisoning: no critical section in the broker leaves its data
 /// half-updated when it panics, and one panicking connection must not take the others down.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,7 +8,11 @@ pub const MAX_TOPIC_NAME_LEN: usize = 255;
 /// Checks a topic name: 1 to 255 characters from `A-Z a-z 0-9 . _ - :`, starting with a letter
 /// or digit. Every valid name can stand in a URL path segment as it is, unescaped.
 pub fn validate_topic_name(name: &str) -> Result<(), BrokerError> {
-    let invalid = |why: &str| Err(BrokerError::InvalidTopic(format!("invalid topic name: {why}")));
+    let invalid = |why: &str| {
+        Err(BrokerError::InvalidTopic(format!(
+            "invalid topic name: {why}"
+        )))
+    };
     let Some(first) = name.bytes().next() else {
         return invalid("it must not be empty");
     };
@@ -18,7 +22,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), BrokerError> {
     if !first.is_ascii_alphanumeric() {
         return invalid("it must start with a letter or a digit");
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':')) {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+    {
         return invalid("only the characters A-Z a-z 0-9 . _ - : are allowed");
     }
     Ok(())
@@ -37,7 +44,19 @@ mod tests {
 
     #[test]
     fn rejects_invalid_names() {
-        for name in ["", ".a", "_a", "-a", ":a", "a b", "a/b", "a%20", "é", "a\n", &"x".repeat(256)] {
+        for name in [
+            "",
+            ".a",
+            "_a",
+            "-a",
+            ":a",
+            "a b",
+            "a/b",
+            "a%20",
+            "é",
+            "a\n",
+            &"x".repeat(256),
+        ] {
             assert!(
                 matches!(validate_topic_name(name), Err(BrokerError::InvalidTopic(_))),
                 "{name:?}"

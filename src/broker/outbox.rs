@@ -305,7 +305,10 @@ mod tests {
         assert_eq!(counters.snapshot().messages_delivered, 1);
         batch.clear();
         out.next_batch(&mut batch).await.unwrap();
-        assert_eq!(&batch[0].bytes[..], br#"{"action":"lagged","topic":"t","dropped":2}"#);
+        assert_eq!(
+            &batch[0].bytes[..],
+            br#"{"action":"lagged","topic":"t","dropped":2}"#
+        );
         assert!(!batch[0].is_message);
     }
 

@@ -15,7 +15,9 @@ use time::OffsetDateTime;
 
 use super::lock;
 use super::outbox::{Delivery, Outbox};
-use crate::protocol::{Replay, ServerFrame, encode_message_frame, encode_server_frame, format_timestamp};
+use crate::protocol::{
+    Replay, ServerFrame, encode_message_frame, encode_server_frame, format_timestamp,
+};
 
 /// A published message, encoded once as the `message` frame every subscriber receives.
 #[derive(Debug)]
@@ -129,7 +131,8 @@ impl Topic {
 
     fn encode(&self, seq: u64, message: &str) -> Publication {
         let published_at = format_timestamp(OffsetDateTime::now_utc());
-        let (frame, message_range) = encode_message_frame(&self.name_json, seq, message, &published_at);
+        let (frame, message_range) =
+            encode_message_frame(&self.name_json, seq, message, &published_at);
         // The frame ends with `"published_at":"<timestamp>"}`.
         let end = frame.len() - 2;
         Publication {

@@ -71,12 +71,17 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
         Ok(())
     } else {
         Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
-            format!("Content-Type must be application/json, not '{}'", value.to_str().unwrap_or("?")),
+            format!(
+                "Content-Type must be application/json, not '{}'",
+                value.to_str().unwrap_or("?")
+            ),
         ))
     }
 }

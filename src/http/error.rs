@@ -59,9 +59,11 @@ impl Reply for ApiError {
 
 /// 405 for a known path, with the `Allow` header listing the methods it has.
 pub fn method_not_allowed(allow: &'static str) -> Response {
-    let mut response =
-        ApiError::new(ErrorCode::MethodNotAllowed, format!("this path allows only {allow}"))
-            .into_response();
+    let mut response = ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("this path allows only {allow}"),
+    )
+    .into_response();
     response
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(allow));
@@ -77,7 +79,10 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
         ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed")
     } else {
         tracing::error!(?rejection, "unhandled rejection");
-        ApiError::new(ErrorCode::Internal, format!("unhandled rejection: {rejection:?}"))
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("unhandled rejection: {rejection:?}"),
+        )
     };
     Ok(error.into_response())
 }

@@ -25,7 +25,10 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(body::json(body_limit))
         .and(state.clone())
         .map(create_topic);
-    let list = collection.and(warp::get()).and(state.clone()).map(list_topics);
+    let list = collection
+        .and(warp::get())
+        .and(state.clone())
+        .map(list_topics);
     let collection_other = collection.map(|| method_not_allowed("GET, POST"));
 
     let one = warp::path!("topics" / String);
@@ -182,9 +185,17 @@ pub fn publish_message(
 pub fn list_messages(name: String, query: String, state: AppState) -> Response {
     let history_size = state.broker.config().history_size;
     let result = HistoryQuery::parse(&query).and_then(|q| {
-        let limit = q.limit.map_or(history_size, |l| l.min(history_size as u64) as usize);
-        let page = state.broker.history(&name, q.since_seq.unwrap_or(0), limit)?;
-        let messages = page.messages.iter().map(history_message).collect::<Result<_, _>>()?;
+        let limit = q
+            .limit
+            .map_or(history_size, |l| l.min(history_size as u64) as usize);
+        let page = state
+            .broker
+            .history(&name, q.since_seq.unwrap_or(0), limit)?;
+        let messages = page
+            .messages
+            .iter()
+            .map(history_message)
+            .collect::<Result<_, _>>()?;
         Ok(History {
             topic: name,
             messages,

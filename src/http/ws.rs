@@ -121,7 +121,12 @@ fn handle_text(client: &mut Client, message: &Message) {
     let text = message.to_str().unwrap_or_default();
     match parse_client_frame(text) {
         Ok(frame) => handle_frame(client, frame),
-        Err(e) => reply_error(client, e.request_id.as_deref(), ErrorCode::BadRequest, &e.message),
+        Err(e) => reply_error(
+            client,
+            e.request_id.as_deref(),
+            ErrorCode::BadRequest,
+            &e.message,
+        ),
     }
 }
 
@@ -139,13 +144,24 @@ fn handle_frame(client: &mut Client, frame: ClientFrame<'_>) {
             })
         }),
         Command::Unsubscribe { topic } => client.unsubscribe(&topic).map(|()| {
-            reply(client, &ServerFrame::Unsubscribed { topic: &topic, request_id });
+            reply(
+                client,
+                &ServerFrame::Unsubscribed {
+                    topic: &topic,
+                    request_id,
+                },
+            );
         }),
-        Command::Publish { topic, message } => {
-            client.publish(&topic, message.get()).map(|seq| {
-                reply(client, &ServerFrame::Published { topic: &topic, seq, request_id });
-            })
-        }
+        Command::Publish { topic, message } => client.publish(&topic, message.get()).map(|seq| {
+            reply(
+                client,
+                &ServerFrame::Published {
+                    topic: &topic,
+                    seq,
+                    request_id,
+                },
+            );
+        }),
         Command::Ping => {
             reply(client, &ServerFrame::Pong { request_id });
             Ok(())
@@ -197,7 +213,9 @@ async fn write(mut sink: SplitSink<WebSocket, Message>, outbox: Arc<Outbox>) {
     }
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
         if close != Close::NORMAL {
-            let _ = sink.send(Message::close_with(close.code, close.reason)).await;
+            let _ = sink
+                .send(Message::close_with(close.code, close.reason))
+                .await;
         }
         let _ = sink.close().await;
     })

@@ -15,7 +15,10 @@ pub enum Replay<'a> {
     Last(u64),
     /// Every message with a seq above `seq` that history holds, then live ones (`since_seq`).
     /// `epoch`, when given, must match the topic's for the position to count as recovered.
-    After { seq: u64, epoch: Option<Cow<'a, str>> },
+    After {
+        seq: u64,
+        epoch: Option<Cow<'a, str>>,
+    },
 }
 
 /// What a client asked for.
@@ -134,8 +137,18 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame<'_>, FrameError<'_>>
 }
 
 fn replay<'a>(raw: &RawFrame<'a>) -> Result<Replay<'a>, String> {
-    let last = optional(raw.replay_last, "replay_last", "a non-negative integer", integer)?;
-    let since = optional(raw.since_seq, "since_seq", "a non-negative integer", integer)?;
+    let last = optional(
+        raw.replay_last,
+        "replay_last",
+        "a non-negative integer",
+        integer,
+    )?;
+    let since = optional(
+        raw.since_seq,
+        "since_seq",
+        "a non-negative integer",
+        integer,
+    )?;
     let epoch = optional(raw.epoch, "epoch", "a string", string)?;
     match (last, since) {
         (Some(_), Some(_)) => Err("send either 'replay_last' or 'since_seq', not both".to_owned()),
@@ -241,18 +254,42 @@ mod tests {
             (r#"["ping"]"#, "malformed"),
             (r#"{"action":"x","request_id":"r"}"#, "unknown action 'x'"),
             (r#"{"request_id":"r"}"#, "missing field 'action'"),
-            (r#"{"action":7,"request_id":"r"}"#, "'action' must be a string"),
-            (r#"{"action":"publish","topic":"t","request_id":"r"}"#, "missing field 'message'"),
-            (r#"{"action":"subscribe","request_id":"r"}"#, "missing field 'topic'"),
-            (r#"{"action":"subscribe","topic":1,"request_id":"r"}"#, "'topic' must be a string"),
-            (r#"{"action":"subscribe","topic":"t","replay_last":-1,"request_id":"r"}"#, "replay_last"),
-            (r#"{"action":"subscribe","topic":"t","replay_last":1.5,"request_id":"r"}"#, "replay_last"),
-            (r#"{"action":"subscribe","topic":"t","since_seq":"3","request_id":"r"}"#, "since_seq"),
+            (
+                r#"{"action":7,"request_id":"r"}"#,
+                "'action' must be a string",
+            ),
+            (
+                r#"{"action":"publish","topic":"t","request_id":"r"}"#,
+                "missing field 'message'",
+            ),
+            (
+                r#"{"action":"subscribe","request_id":"r"}"#,
+                "missing field 'topic'",
+            ),
+            (
+                r#"{"action":"subscribe","topic":1,"request_id":"r"}"#,
+                "'topic' must be a string",
+            ),
+            (
+                r#"{"action":"subscribe","topic":"t","replay_last":-1,"request_id":"r"}"#,
+                "replay_last",
+            ),
+            (
+                r#"{"action":"subscribe","topic":"t","replay_last":1.5,"request_id":"r"}"#,
+                "replay_last",
+            ),
+            (
+                r#"{"action":"subscribe","topic":"t","since_seq":"3","request_id":"r"}"#,
+                "since_seq",
+            ),
             (
                 r#"{"action":"subscribe","topic":"t","since_seq":1,"replay_last":1,"request_id":"r"}"#,
                 "not both",
             ),
-            (r#"{"action":"subscribe","topic":"t","epoch":"e","request_id":"r"}"#, "epoch"),
+            (
+                r#"{"action":"subscribe","topic":"t","epoch":"e","request_id":"r"}"#,
+                "epoch",
+            ),
         ] {
             let e = err(text);
             assert!(e.message.contains(needle), "{text}: {}", e.message);

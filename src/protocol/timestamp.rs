@@ -10,7 +10,8 @@ pub fn format_timestamp(at: OffsetDateTime) -> String {
     let format =
         format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     // Formatting a valid UTC date with a fixed description can only fail for years past 9999.
-    utc.format(&format).unwrap_or_else(|_| "9999-12-31T23:59:59.999Z".to_owned())
+    utc.format(&format)
+        .unwrap_or_else(|_| "9999-12-31T23:59:59.999Z".to_owned())
 }
 
 #[cfg(test)]

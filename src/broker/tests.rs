@@ -1,0 +1,238 @@
+//! Unit tests of the engine through its public handle, without any network.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::*;
+use crate::protocol::Replay;
+
+fn broker(history_size: usize) -> Broker {
+    Broker::new(BrokerConfig {
+        history_size,
+        max_message_bytes: 10,
+        ..BrokerConfig::default()
+    })
+}
+
+/// Everything queued for `client` so far, as JSON.
+async fn drain(client: &Client) -> Vec<Value> {
+    let mut batch = Vec::new();
+    if client.outbox().next_batch(&mut batch).await.is_err() {
+        return Vec::new();
+    }
+    client.outbox().written(&batch);
+    batch
+        .iter()
+        .map(|f| serde_json::from_slice(&f.bytes).unwrap())
+        .collect()
+}
+
+fn ack(s: &Subscribed<'_>) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"ack":"{}","replayed":{},"last_seq":{},"recovered":{}}}"#,
+        s.topic,
+        s.replayed,
+        s.last_seq,
+        s.recovered.map_or("null".to_owned(), |r| r.to_string())
+    ))
+}
+
+#[test]
+fn topics_are_created_listed_sorted_and_deleted() {
+    let b = broker(10);
+    for name in ["b", "a", "c"] {
+        b.create_topic(name).unwrap();
+    }
+    assert_eq!(
+        b.create_topic("a").unwrap_err(),
+        BrokerError::TopicExists("a".into())
+    );
+    assert!(matches!(
+        b.create_topic("-x"),
+        Err(BrokerError::InvalidTopic(_))
+    ));
+    let names: Vec<_> = b.topics().iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    b.delete_topic("b").unwrap();
+    assert_eq!(
+        b.delete_topic("b"),
+        Err(BrokerError::TopicNotFound("b".into()))
+    );
+    assert_eq!(b.topics().len(), 2);
+}
+
+#[test]
+fn each_creation_gets_a_fresh_epoch() {
+    let b = broker(10);
+    let first = b.create_topic("t").unwrap().epoch;
+    b.delete_topic("t").unwrap();
+    let second = b.create_topic("t").unwrap().epoch;
+    assert_ne!(first, second);
+    assert_eq!(first.len(), 12);
+}
+
+#[test]
+fn publish_numbers_messages_and_history_keeps_the_newest() {
+    let b = broker(3);
+    b.create_topic("t").unwrap();
+    for i in 1..=5u64 {
+        assert_eq!(b.publish("t", &i.to_string()), Ok(i));
+    }
+    let page = b.history("t", 0, 10).unwrap();
+    let seqs: Vec<u64> = page.messages.iter().map(|p| p.seq).collect();
+    assert_eq!(seqs, [3, 4, 5]);
+    assert_eq!(page.last_seq, 5);
+    assert_eq!(page.messages[0].message(), "3");
+    assert!(page.messages[0].published_at().ends_with('Z'));
+    let page = b.history("t", 3, 1).unwrap();
+    assert_eq!(page.messages.iter().map(|p| p.seq).collect::<Vec<_>>(), [4]);
+    let info = b.topic("t").unwrap();
+    assert_eq!((info.last_seq, info.in_history), (5, 3));
+}
+
+#[test]
+fn message_size_limit_is_inclusive() {
+    let b = broker(0);
+    b.create_topic("t").unwrap();
+    assert_eq!(b.publish("t", "1234567890"), Ok(1));
+    assert_eq!(
+        b.publish("t", "12345678901"),
+        Err(BrokerError::MessageTooLarge { size: 11, max: 10 })
+    );
+    assert_eq!(
+        b.publish("missing", "1"),
+        Err(BrokerError::TopicNotFound("missing".into()))
+    );
+}
+
+#[tokio::test]
+async fn subscribe_queues_ack_then_replay_then_live() {
+    let b = broker(10);
+    b.create_topic("t").unwrap();
+    for i in 1..=4 {
+        b.publish("t", &i.to_string()).unwrap();
+    }
+    let mut c = b.connect();
+    c.subscribe("t", &Replay::Last(2), ack).unwrap();
+    b.publish("t", "5").unwrap();
+    let frames = drain(&c).await;
+    assert_eq!(frames[0]["ack"], "t");
+    assert_eq!(frames[0]["replayed"], 2);
+    assert_eq!(frames[0]["last_seq"], 4);
+    let seqs: Vec<&Value> = frames[1..].iter().map(|f| &f["seq"]).collect();
+    assert_eq!(seqs, [3, 4, 5]);
+    assert_eq!(frames[3]["message"], 5);
+}
+
+#[tokio::test]
+async fn resubscribing_does_not_register_twice() {
+    let b = broker(10);
+    b.create_topic("t").unwrap();
+    let mut c = b.connect();
+    c.subscribe("t", &Replay::None, ack).unwrap();
+    c.subscribe("t", &Replay::None, ack).unwrap();
+    assert_eq!(b.topic("t").unwrap().subscribers, 1);
+    b.publish("t", "1").unwrap();
+    let frames = drain(&c).await;
+    assert_eq!(
+        frames.iter().filter(|f| f["action"] == "message").count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn resume_positions() {
+    let b = broker(3);
+    b.create_topic("t").unwrap();
+    let epoch = b.topic("t").unwrap().epoch.to_string();
+    for i in 1..=5 {
+        b.publish("t", &i.to_string()).unwrap();
+    }
+    // (since, epoch, expected replayed, expected recovered)
+    let cases: [(u64, Option<&str>, u64, bool); 6] = [
+        (4, Some(&epoch), 1, true),
+        (2, Some(&epoch), 3, true),
+        (1, Some(&epoch), 3, false),
+        (5, None, 0, true),
+        (6, Some(&epoch), 3, false),
+        (4, Some("other"), 3, false),
+    ];
+    for (since, e, replayed, recovered) in cases {
+        let mut c = b.connect();
+        let replay = Replay::After {
+            seq: since,
+            epoch: e.map(Into::into),
+        };
+        c.subscribe("t", &replay, ack).unwrap();
+        let frames = drain(&c).await;
+        assert_eq!(frames[0]["replayed"], replayed, "since {since} epoch {e:?}");
+        assert_eq!(
+            frames[0]["recovered"], recovered,
+            "since {since} epoch {e:?}"
+        );
+        assert_eq!(frames.len() as u64, 1 + replayed);
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_topic_notifies_and_forgets_its_subscribers() {
+    let b = broker(10);
+    b.create_topic("t").unwrap();
+    let mut c = b.connect();
+    c.subscribe("t", &Replay::None, ack).unwrap();
+    drain(&c).await;
+    b.delete_topic("t").unwrap();
+    assert_eq!(
+        drain(&c).await,
+        [serde_json::json!({"action": "topic_deleted", "topic": "t"})]
+    );
+    assert_eq!(
+        c.subscribe("t", &Replay::None, ack),
+        Err(BrokerError::TopicNotFound("t".into()))
+    );
+}
+
+#[test]
+fn dropping_a_client_unsubscribes_it_everywhere() {
+    let b = broker(10);
+    b.create_topic("a").unwrap();
+    b.create_topic("b").unwrap();
+    let mut c = b.connect();
+    c.subscribe("a", &Replay::None, ack).unwrap();
+    c.subscribe("b", &Replay::None, ack).unwrap();
+    assert_eq!(b.connections(), 1);
+    drop(c);
+    assert_eq!(b.connections(), 0);
+    assert!(b.topics().iter().all(|t| t.subscribers == 0));
+}
+
+#[test]
+fn auto_creation_applies_to_subscribe_and_publish() {
+    let b = Broker::new(BrokerConfig {
+        auto_create_topics: true,
+        ..BrokerConfig::default()
+    });
+    assert_eq!(b.publish("p", "1"), Ok(1));
+    let mut c = b.connect();
+    c.subscribe("s", &Replay::None, ack).unwrap();
+    assert_eq!(b.topics().len(), 2);
+    assert!(matches!(
+        b.publish(".bad", "1"),
+        Err(BrokerError::InvalidTopic(_))
+    ));
+}
+
+#[tokio::test]
+async fn close_all_closes_current_and_later_clients() {
+    let b = broker(10);
+    let early = b.connect();
+    b.close_all(Close::GOING_AWAY);
+    let late = b.connect();
+    for c in [&early, &late] {
+        let mut batch = Vec::new();
+        assert_eq!(
+            c.outbox().next_batch(&mut batch).await,
+            Err(Close::GOING_AWAY)
+        );
+    }
+}
