@@ -23,6 +23,9 @@ use crate::protocol::{
 /// How long a closing connection may take to accept its close frame before it is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// tungstenite's write buffer (it flushes once this much is buffered).
+const WRITE_BUFFER_BYTES: usize = 128 * 1024;
+
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("ws")
         .and(
@@ -40,8 +43,12 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 
 fn upgrade(ws: Ws, state: AppState) -> Response {
     let limit = state.limits.max_frame_bytes;
+    // tungstenite's own write buffer is unbounded by default: cap it at its flush threshold plus
+    // room for the largest frame we send (a message plus its envelope).
+    let write_cap = WRITE_BUFFER_BYTES + 2 * state.limits.max_body_bytes;
     ws.max_message_size(limit)
         .max_frame_size(limit)
+        .max_write_buffer_size(write_cap)
         .on_upgrade(move |socket| serve(socket, state))
         .into_response()
 }
