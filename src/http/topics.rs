@@ -31,12 +31,12 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .map(list_topics);
     let collection_other = collection.map(|| method_not_allowed("GET, POST"));
 
-    let one = warp::path!("topics" / String);
+    let one = warp::path!("topics" / TopicParam).map(TopicParam::into_name);
     let get = one.and(warp::get()).and(state.clone()).map(get_topic);
     let delete = one.and(warp::delete()).and(state.clone()).map(delete_topic);
     let one_other = one.map(|_| method_not_allowed("GET, DELETE"));
 
-    let messages = warp::path!("topics" / String / "messages");
+    let messages = warp::path!("topics" / TopicParam / "messages").map(TopicParam::into_name);
     let publish = messages
         .and(warp::post())
         .and(body::json(body_limit))
@@ -67,6 +67,25 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(messages_other)
         .unify()
         .boxed()
+}
+
+/// A topic name taken from a path segment, percent-decoded (clients may escape `:`). A segment
+/// that does not decode to UTF-8 is kept as it is, and fails the name rules with `invalid_topic`.
+struct TopicParam(String);
+
+impl std::str::FromStr for TopicParam {
+    type Err = std::convert::Infallible;
+
+    fn from_str(segment: &str) -> Result<Self, Self::Err> {
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8();
+        Ok(TopicParam(decoded.map_or_else(|_| segment.to_owned(), |d| d.into_owned())))
+    }
+}
+
+impl TopicParam {
+    fn into_name(self) -> String {
+        self.0
+    }
 }
 
 fn topic_body(info: &TopicInfo) -> Topic {
