@@ -7,7 +7,7 @@ use warp::Filter;
 use warp::http::HeaderMap;
 
 use super::error::ApiError;
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, looks_like_object};
 
 /// Extracts the JSON body as `T`, or the error to answer with. Never rejects, so a bad body is
 /// answered by the route it was sent to (and not turned into a 405 by a sibling route).
@@ -54,6 +54,11 @@ where
             let n = part.len();
             chunk.advance(n);
         }
+    }
+    if !looks_like_object(&buf) {
+        return Err(ApiError::bad_request(
+            "invalid JSON body: expected a JSON object",
+        ));
     }
     serde_json::from_slice(&buf)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))

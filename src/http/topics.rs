@@ -78,7 +78,9 @@ impl std::str::FromStr for TopicParam {
 
     fn from_str(segment: &str) -> Result<Self, Self::Err> {
         let decoded = percent_encoding::percent_decode_str(segment).decode_utf8();
-        Ok(TopicParam(decoded.map_or_else(|_| segment.to_owned(), |d| d.into_owned())))
+        Ok(TopicParam(
+            decoded.map_or_else(|_| segment.to_owned(), |d| d.into_owned()),
+        ))
     }
 }
 

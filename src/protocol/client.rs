@@ -92,8 +92,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame<'_>, FrameError<'_>>
         request_id: None,
         message: format!("malformed frame: expected a JSON object ({why})"),
     };
-    // serde would also read a struct from a JSON array; a frame must be an object.
-    if !text.trim_start().starts_with('{') {
+    if !super::looks_like_object(text.as_bytes()) {
         return Err(malformed("it does not start with '{'".to_owned()));
     }
     let raw: RawFrame = serde_json::from_str(text).map_err(|e| malformed(e.to_string()))?;

@@ -16,6 +16,12 @@ pub use rest::*;
 pub use server::{ServerFrame, encode_message_frame, encode_server_frame};
 pub use timestamp::format_timestamp;
 
+/// Whether `json` starts like a JSON object. Checked before reading a request into a struct:
+/// serde's derived `Deserialize` would also accept the struct written as an array of its fields.
+pub fn looks_like_object(json: &[u8]) -> bool {
+    json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
 /// WebSocket close codes the server sends (RFC 6455, section 7.4.1).
 pub mod close {
     /// The server is shutting down.
