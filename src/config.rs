@@ -12,9 +12,15 @@ use crate::http::Limits;
 pub const ENVELOPE_BYTES: usize = 4096;
 
 /// An in-memory publish/subscribe broker: topics over REST, streaming over WebSocket at /ws,
-/// API docs at /docs. Log level through RUST_LOG (default: info).
+/// API docs at /docs.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "pubsub", version, about)]
+#[command(
+    name = "pubsub",
+    version,
+    after_help = "Logging: set RUST_LOG (default: info), e.g. RUST_LOG=debug or \
+                  RUST_LOG=pubsub=debug,warp=info.\nEvery flag can also be set through the \
+                  environment variable shown with it."
+)]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "PUBSUB_HOST", default_value = "127.0.0.1")]
@@ -87,8 +93,9 @@ impl Config {
         let needed = self.max_message_bytes + ENVELOPE_BYTES;
         if self.subscriber_queue_bytes < needed {
             return Err(format!(
-                "--subscriber-queue-bytes ({}) must hold one largest message: at least {needed}",
-                self.subscriber_queue_bytes
+                "--subscriber-queue-bytes ({}) must hold one largest message \
+                 (--max-message-bytes {} plus {ENVELOPE_BYTES} for the envelope): at least {needed}",
+                self.subscriber_queue_bytes, self.max_message_bytes
             ));
         }
         Ok(())
