@@ -56,7 +56,8 @@ pub struct Config {
     pub slow_consumer: SlowConsumer,
 
     /// Create a topic on first subscribe or publish instead of answering topic_not_found.
-    #[arg(long, env = "PUBSUB_AUTO_CREATE_TOPICS")]
+    #[arg(long, env = "PUBSUB_AUTO_CREATE_TOPICS",
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub auto_create_topics: bool,
 
     /// Seconds to let connections finish after SIGTERM or Ctrl-C before exiting.

@@ -327,6 +327,36 @@ async fn environment_variables_stand_in_for_flags() {
     assert_eq!(r.json()["last_seq"], 5, "{}", r.text());
 }
 
+#[tokio::test]
+async fn boolean_environment_variables_take_the_usual_spellings() {
+    for (value, enabled) in [
+        ("1", true),
+        ("true", true),
+        ("yes", true),
+        ("0", false),
+        ("off", false),
+    ] {
+        let envs = [("PUBSUB_PORT", "0"), ("PUBSUB_AUTO_CREATE_TOPICS", value)];
+        let server = Server::start(&[], &envs).await;
+        let body = json!({"message": 1}).to_string();
+        let r = common::http_request(
+            server.addr,
+            "POST",
+            "/topics/fresh/messages",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .await;
+        let expected = if enabled { 201 } else { 404 };
+        assert_eq!(
+            r.status,
+            expected,
+            "PUBSUB_AUTO_CREATE_TOPICS={value}: {}",
+            r.text()
+        );
+    }
+}
+
 /// Starts a server, subscribes a WebSocket client, sends `signal` and checks the graceful
 /// shutdown: a 1001 close frame, exit status 0, and the port closed.
 async fn shuts_down_gracefully_on(signal: &str) {
