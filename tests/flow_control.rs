@@ -404,3 +404,43 @@ async fn drop_policy_keeps_a_stalled_subscriber_and_tells_it_how_many_it_missed(
     assert_eq!(stats["connections"], 3, "{stats}");
     slow.assert_silent(Duration::from_millis(200)).await;
 }
+
+/// A replay the client asked for is queued whole and does not count as slowness: a stalled
+/// client whose requested replay is far larger than its queue still gets the next live message.
+#[tokio::test]
+async fn a_requested_replay_larger_than_the_queue_is_not_slowness() {
+    const HISTORY: u64 = 800; // about 4.8 MB of replay against a 64 KiB queue
+    let mut args = LIMITS.to_vec();
+    args.extend(["--history-size", "800"]);
+    let server = TestServer::with_args(&args).await;
+    server.create_topic("t").await;
+    let mut publisher = server.ws().await;
+    for n in 1..=HISTORY {
+        publisher.publish("t", big_message(n, false)).await;
+    }
+    let mut stalled = stalling_client(&server).await;
+    stalled
+        .send(json!({"action": "subscribe", "topic": "t", "replay_last": HISTORY}))
+        .await;
+    // Wait until the subscription is registered, then publish live while the replay is queued.
+    let deadline = Instant::now() + PHASE;
+    while listed_subscribers(&server, "t").await == 0 {
+        assert!(Instant::now() < deadline, "subscription never registered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let live = publisher.publish("t", big_message(HISTORY + 1, true)).await;
+    assert_eq!(
+        server.stats().await["slow_consumers_disconnected"],
+        0,
+        "the replay in flight did not count against the live limit"
+    );
+    let ack = stalled.recv().await;
+    assert_eq!(ack["action"], "subscribed", "{}", summary(&ack));
+    assert_eq!(ack["replayed"], HISTORY);
+    let mut seqs = Vec::new();
+    while seqs.len() < HISTORY as usize + 1 {
+        seqs.push(seq_of(&stalled.recv().await));
+    }
+    assert_consecutive(&seqs, 1, "replay then live");
+    assert_eq!(*seqs.last().unwrap(), live);
+}

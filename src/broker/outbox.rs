@@ -1,11 +1,15 @@
 //! A connection's outbound queue: bounded in bytes, never awaited by a publisher.
 //!
 //! Publishers push shared, already-encoded frames and return at once. One writer task per
-//! connection takes everything queued in one batch and writes it to the socket. The queue's
-//! byte count includes the batch being written, so a connection holds at most its limit in
-//! delivered frames however slowly its client reads. When a delivered message would pass the
+//! connection takes everything queued in one batch and writes it to the socket. Live messages
+//! are counted until the write that sends them completes, so a connection holds at most its
+//! limit in live messages however slowly its client reads. When a live message would pass the
 //! limit, the slow-consumer policy decides: disconnect the client, or drop the message for it
 //! and later tell it how many it missed (`lagged`).
+//!
+//! What a client asked for (replies, and the replay of a subscribe) is queued whole and does not
+//! count towards that limit: a client is never judged slow for a replay it requested. Instead
+//! the reader stops taking the client's requests while the whole queue is over the limit.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -65,6 +69,8 @@ pub struct OutFrame {
     pub bytes: Bytes,
     /// A delivered `message` frame (counted in `messages_delivered` once written).
     pub is_message: bool,
+    /// A live message, counted against the limit the slow-consumer policy enforces.
+    live: bool,
 }
 
 /// The outcome of offering a delivered message to a subscriber.
@@ -82,9 +88,21 @@ struct State {
     frames: VecDeque<OutFrame>,
     /// Queued bytes plus the bytes of the batch the writer is writing.
     bytes: usize,
+    /// The part of `bytes` that is live messages.
+    live_bytes: usize,
     close: Option<Close>,
     /// Under the `drop` policy: messages dropped per topic, not yet reported.
     lagged: Vec<(Arc<str>, u64)>,
+}
+
+impl State {
+    /// Stops counting a frame that was written or discarded.
+    fn release(&mut self, frame: &OutFrame) {
+        self.bytes = self.bytes.saturating_sub(frame.bytes.len());
+        if frame.live {
+            self.live_bytes = self.live_bytes.saturating_sub(frame.bytes.len());
+        }
+    }
 }
 
 pub struct Outbox {
@@ -119,7 +137,7 @@ impl Outbox {
         if st.close.is_some() {
             return Delivery::Gone;
         }
-        if st.bytes + frame.len() > self.limit {
+        if st.live_bytes + frame.len() > self.limit {
             return match self.policy {
                 SlowConsumerPolicy::Disconnect => {
                     self.counters.slow_consumer_disconnected();
@@ -138,7 +156,7 @@ impl Outbox {
         }
         // The gap notice goes ahead of the first message after the gap.
         self.flush_lagged_locked(&mut st);
-        self.enqueue_locked(&mut st, frame.clone(), true);
+        self.enqueue_locked(&mut st, frame.clone(), true, true);
         Delivery::Queued
     }
 
@@ -148,7 +166,7 @@ impl Outbox {
     pub fn push(&self, bytes: Bytes, is_message: bool) {
         let mut st = lock(&self.state);
         if st.close.is_none() {
-            self.enqueue_locked(&mut st, bytes, is_message);
+            self.enqueue_locked(&mut st, bytes, is_message, false);
         }
     }
 
@@ -218,11 +236,12 @@ impl Outbox {
 
     /// The writer wrote a batch: release its bytes and count its messages as delivered.
     pub fn written(&self, batch: &[OutFrame]) {
-        let bytes: usize = batch.iter().map(|f| f.bytes.len()).sum();
         let messages = batch.iter().filter(|f| f.is_message).count() as u64;
         self.counters.delivered(messages);
         let mut st = lock(&self.state);
-        st.bytes = st.bytes.saturating_sub(bytes);
+        for frame in batch {
+            st.release(frame);
+        }
         if st.frames.is_empty() && st.close.is_none() {
             self.flush_lagged_locked(&mut st);
         }
@@ -231,9 +250,16 @@ impl Outbox {
         }
     }
 
-    fn enqueue_locked(&self, st: &mut State, bytes: Bytes, is_message: bool) {
+    fn enqueue_locked(&self, st: &mut State, bytes: Bytes, is_message: bool, live: bool) {
         st.bytes += bytes.len();
-        st.frames.push_back(OutFrame { bytes, is_message });
+        if live {
+            st.live_bytes += bytes.len();
+        }
+        st.frames.push_back(OutFrame {
+            bytes,
+            is_message,
+            live,
+        });
         if st.frames.len() == 1 {
             self.ready.notify_one();
         }
@@ -245,14 +271,15 @@ impl Outbox {
                 topic: &topic,
                 dropped,
             });
-            self.enqueue_locked(st, notice, false);
+            self.enqueue_locked(st, notice, false, false);
         }
     }
 
     fn close_locked(&self, st: &mut State, close: Close) {
         if close.discard {
-            let queued: usize = st.frames.drain(..).map(|f| f.bytes.len()).sum();
-            st.bytes -= queued;
+            for frame in std::mem::take(&mut st.frames) {
+                st.release(&frame);
+            }
             st.lagged.clear();
         }
         st.close = Some(close);
@@ -322,6 +349,27 @@ mod tests {
         assert_eq!(out.push_message(&frame(30), &topic), Delivery::Dropped);
         out.written(&batch);
         assert_eq!(out.push_message(&frame(30), &topic), Delivery::Queued);
+    }
+
+    #[tokio::test]
+    async fn requested_frames_do_not_count_against_the_live_limit() {
+        let (out, counters) = outbox(100, SlowConsumerPolicy::Disconnect);
+        let topic: Arc<str> = Arc::from("t");
+        // A replay three times the limit, then live messages up to the limit: all queued.
+        for _ in 0..3 {
+            out.push(frame(100), true);
+        }
+        assert_eq!(out.push_message(&frame(100), &topic), Delivery::Queued);
+        assert_eq!(counters.snapshot().slow_consumers_disconnected, 0);
+        // The reader waits for room: the whole queue is over the limit.
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(20), out.room()).await;
+        assert!(waited.is_err(), "no room while 400 bytes are queued");
+        let mut batch = Vec::new();
+        out.next_batch(&mut batch).await.unwrap();
+        out.written(&batch);
+        out.room().await;
+        assert_eq!(out.push_message(&frame(100), &topic), Delivery::Queued);
+        assert_eq!(out.push_message(&frame(1), &topic), Delivery::Gone);
     }
 
     #[tokio::test]
