@@ -1,0 +1,629 @@
+//! The README's examples, run as written against a live server.
+//!
+//! Every fenced block is read from `README.md`; the only change made to a block before it runs
+//! is the server address: `localhost:8000` becomes the test server's `127.0.0.1:PORT`.
+//!
+//! - ```` ```bash ```` blocks that start with `curl ` run in order against one fresh server, and
+//!   the ```` ```http ```` block after each must match what came back: the status line, every
+//!   header it lists, and the JSON body (values included, except the ones that differ from run
+//!   to run: `epoch`, `published_at`, `uptime_seconds`). Together they must cover every
+//!   operation of the OpenAPI document.
+//! - ```` ```python ```` and ```` ```javascript ```` blocks whose first line is
+//!   `# readme-example: NAME` / `// readme-example: NAME` run with `python3` and `node`, each
+//!   against its own fresh server, and their output must show the published message came back.
+//!
+//! A missing tool (`curl`, `python3` with `websockets`, `node` with `WebSocket`) skips its test
+//! with a note, unless `PUBSUB_REQUIRE_TOOLS=1`, which turns the skip into a failure.
+
+mod common;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::CommandFactory;
+use common::TestServer;
+use serde_json::Value;
+use warp::Reply;
+
+use pubsub::broker::Close;
+use pubsub::config::Config;
+use pubsub::http::ApiError;
+use pubsub::protocol::ErrorCode;
+
+/// The address the README's examples use.
+const README_ADDR: &str = "localhost:8000";
+
+/// How long one example may run.
+const EXAMPLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Keys whose values change from run to run: compared by type only.
+const VOLATILE_KEYS: &[&str] = &["epoch", "published_at", "uptime_seconds"];
+
+// ---------------------------------------------------------------------------------------------
+// Reading the README
+
+/// One fenced block.
+#[derive(Debug, Clone)]
+struct Block {
+    /// The info string's first word (`bash`, `http`, `python`, ...).
+    lang: String,
+    body: String,
+    /// 1-based line of the opening fence, for messages.
+    line: usize,
+}
+
+impl Block {
+    /// `NAME` from a first line `# readme-example: NAME` or `// readme-example: NAME`.
+    fn example_name(&self) -> Option<&str> {
+        let first = self.body.lines().next()?.trim();
+        let rest = first
+            .strip_prefix('#')
+            .or_else(|| first.strip_prefix("//"))?
+            .trim();
+        Some(rest.strip_prefix("readme-example:")?.trim())
+    }
+}
+
+fn readme() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+fn blocks(text: &str) -> Vec<Block> {
+    let mut out = Vec::new();
+    let mut open: Option<Block> = None;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        match open.as_mut() {
+            None => {
+                if let Some(info) = trimmed.strip_prefix("```") {
+                    open = Some(Block {
+                        lang: info.split_whitespace().next().unwrap_or("").to_owned(),
+                        body: String::new(),
+                        line: i + 1,
+                    });
+                }
+            }
+            Some(block) => {
+                if trimmed == "```" {
+                    out.extend(open.take());
+                } else {
+                    block.body.push_str(line);
+                    block.body.push('\n');
+                }
+            }
+        }
+    }
+    assert!(open.is_none(), "README.md has an unclosed code fence");
+    out
+}
+
+/// The blocks marked `readme-example: NAME` in language `lang`, as (name, block).
+fn examples(lang: &str) -> Vec<(String, Block)> {
+    blocks(&readme())
+        .into_iter()
+        .filter(|b| b.lang == lang)
+        .filter_map(|b| Some((b.example_name()?.to_owned(), b.clone())))
+        .collect()
+}
+
+/// The block with the server address replaced.
+fn localize(body: &str, server: &TestServer) -> String {
+    body.replace(README_ADDR, &server.addr.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running tools
+
+/// Whether a missing tool fails the test instead of skipping it.
+fn tools_required() -> bool {
+    std::env::var("PUBSUB_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
+}
+
+/// Skips (returns) or fails, as `PUBSUB_REQUIRE_TOOLS` says.
+fn missing_tool(reason: &str) {
+    if tools_required() {
+        panic!("{reason}, and PUBSUB_REQUIRE_TOOLS=1 requires it");
+    }
+    eprintln!("SKIPPED: {reason} (set PUBSUB_REQUIRE_TOOLS=1 to make this a failure)");
+}
+
+/// Whether `program args...` runs and exits 0 (quietly, within a few seconds).
+fn succeeds(program: &str, args: &[&str]) -> bool {
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match child {
+        Ok(child) => wait_with_timeout(child, Duration::from_secs(30)).is_some_and(|s| s.success()),
+        Err(_) => false,
+    }
+}
+
+fn wait_with_timeout(mut child: std::process::Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+/// A finished run.
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn describe(&self) -> String {
+        format!(
+            "exit status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A fresh scratch directory for one run.
+fn scratch_dir() -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "pubsub-readme-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// Runs `program args...` (with `script` written to `dir/file_name` and appended to the
+/// arguments, when given) on a blocking thread, so the in-process server keeps serving.
+async fn run(program: &str, args: &[&str], script: Option<(&str, &str)>) -> Run {
+    let program = program.to_owned();
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let script = script.map(|(name, text)| (name.to_owned(), text.to_owned()));
+    tokio::task::spawn_blocking(move || {
+        let dir = scratch_dir();
+        if let Some((name, text)) = script {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("write script");
+            args.push(path.to_string_lossy().into_owned());
+        }
+        let stdout_path = dir.join("stdout");
+        let stderr_path = dir.join("stderr");
+        let child = Command::new(&program)
+            .args(&args)
+            .current_dir(&dir)
+            // Loopback only: never through a proxy the environment may name.
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("no_proxy", "127.0.0.1,localhost")
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout_path).expect("stdout file"))
+            .stderr(File::create(&stderr_path).expect("stderr file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program}: {e}"));
+        let status = wait_with_timeout(child, EXAMPLE_TIMEOUT);
+        let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+        let (stdout, stderr) = (read(&stdout_path), read(&stderr_path));
+        let _ = std::fs::remove_dir_all(&dir);
+        let status = status.unwrap_or_else(|| {
+            panic!(
+                "{program} {args:?} did not finish within {EXAMPLE_TIMEOUT:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+            )
+        });
+        Run {
+            status,
+            stdout,
+            stderr,
+        }
+    })
+    .await
+    .expect("run thread")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The opening, the configuration table and the error table
+
+#[test]
+fn readme_opens_with_the_two_commands() {
+    let text = readme();
+    let opening: Vec<&str> = text.lines().take(8).collect();
+    assert!(opening[0].starts_with("# "), "a title first: {opening:?}");
+    let first_block = &blocks(&text)[0];
+    assert!(
+        first_block.line <= 5,
+        "the commands come right under the title: {opening:?}"
+    );
+    let commands: Vec<&str> = first_block
+        .body
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .collect();
+    assert_eq!(
+        commands,
+        ["cargo run --release", "cargo test"],
+        "{first_block:?}"
+    );
+    assert!(first_block.body.contains("127.0.0.1:8000"));
+    assert!(first_block.body.contains("/docs"));
+}
+
+#[test]
+fn configuration_table_lists_every_flag_and_variable() {
+    let text = readme();
+    let command = Config::command();
+    let mut checked = 0;
+    for arg in command.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if long == "help" || long == "version" {
+            continue;
+        }
+        let env = arg
+            .get_env()
+            .unwrap_or_else(|| panic!("--{long} has no environment variable"))
+            .to_string_lossy()
+            .into_owned();
+        let row = format!("| `--{long}` | `{env}` |");
+        assert!(
+            text.contains(&row),
+            "README's configuration table lacks the row {row}"
+        );
+        let default: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        if let [default] = default.as_slice()
+            && default != "false"
+        {
+            let cell = format!("{row} `{default}` |");
+            assert!(
+                text.contains(&cell),
+                "README gives --{long} a default other than {default}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 9, "only {checked} flags found");
+    assert!(text.contains("`RUST_LOG`"));
+}
+
+#[test]
+fn error_table_lists_every_code_with_its_status() {
+    let text = readme();
+    let doc: Value =
+        serde_json::from_str(&pubsub::http::docs::openapi_json()).expect("OpenAPI JSON");
+    let codes = doc["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .expect("ErrorCode enum in the OpenAPI document");
+    assert!(!codes.is_empty());
+    for code in codes {
+        let name = code.as_str().expect("code is a string");
+        let parsed: ErrorCode = serde_json::from_value(code.clone()).expect("known code");
+        let status = ApiError::new(parsed, "x").into_response().status().as_u16();
+        let row = format!("| `{name}` | {status} |");
+        assert!(
+            text.contains(&row),
+            "README's error table lacks the row {row}"
+        );
+    }
+    for close in [Close::SLOW_CONSUMER, Close::GOING_AWAY] {
+        let row = format!("| {} | `{}` |", close.code, close.reason);
+        assert!(
+            text.contains(&row),
+            "README's close table lacks the row {row}"
+        );
+    }
+    for code in ["| 1009 |", "| 1007 |"] {
+        assert!(text.contains(code), "README's close table lacks {code}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// curl
+
+/// An HTTP response as `curl -i` prints it, or as the README shows it.
+#[derive(Debug)]
+struct Shown {
+    status_line: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+fn parse_shown(text: &str) -> Shown {
+    let text = text.replace("\r\n", "\n");
+    let (head, body) = text.split_once("\n\n").unwrap_or((text.as_str(), ""));
+    let mut lines = head.lines();
+    let status_line = lines.next().unwrap_or("").trim().to_owned();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Shown {
+        status_line,
+        headers,
+        body: body.trim().to_owned(),
+    }
+}
+
+/// Compares JSON values; volatile keys only need the same type.
+fn json_matches(
+    expected: &Value,
+    actual: &Value,
+    key: Option<&str>,
+    path: &str,
+) -> Result<(), String> {
+    if key.is_some_and(|k| VOLATILE_KEYS.contains(&k)) {
+        let same_type = matches!(
+            (expected, actual),
+            (Value::String(_), Value::String(_)) | (Value::Number(_), Value::Number(_))
+        );
+        return if same_type {
+            Ok(())
+        } else {
+            Err(format!(
+                "{path}: expected a value like {expected}, got {actual}"
+            ))
+        };
+    }
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            let (mut ek, mut ak): (Vec<_>, Vec<_>) = (e.keys().collect(), a.keys().collect());
+            ek.sort();
+            ak.sort();
+            if ek != ak {
+                return Err(format!("{path}: expected keys {ek:?}, got {ak:?}"));
+            }
+            for (k, ev) in e {
+                json_matches(ev, &a[k], Some(k), &format!("{path}.{k}"))?;
+            }
+            Ok(())
+        }
+        (Value::Array(e), Value::Array(a)) => {
+            if e.len() != a.len() {
+                return Err(format!(
+                    "{path}: expected {} items, got {}",
+                    e.len(),
+                    a.len()
+                ));
+            }
+            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
+                json_matches(ev, av, None, &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        _ if expected == actual => Ok(()),
+        _ => Err(format!("{path}: expected {expected}, got {actual}")),
+    }
+}
+
+/// (method, path) a curl command requests.
+fn curl_operation(command: &str) -> (String, String) {
+    let tokens: Vec<&str> = command.split_whitespace().collect();
+    let method = tokens
+        .iter()
+        .position(|t| *t == "-X")
+        .and_then(|i| tokens.get(i + 1))
+        .map_or("GET", |m| m)
+        .to_owned();
+    let url = tokens
+        .iter()
+        .map(|t| t.trim_matches(|c| c == '\'' || c == '"'))
+        .find(|t| t.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {command}"));
+    let after_scheme = &url["http://".len()..];
+    let path = after_scheme.find('/').map_or("/", |i| &after_scheme[i..]);
+    let path = path.split('?').next().unwrap_or(path).to_owned();
+    (method, path)
+}
+
+fn path_matches(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}') && !p.is_empty()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_examples_answer_as_shown() {
+    if !succeeds("curl", &["--version"]) {
+        return missing_tool("curl is not installed");
+    }
+    let all = blocks(&readme());
+    let mut pairs = Vec::new();
+    for (i, block) in all.iter().enumerate() {
+        if block.lang != "bash" || !block.body.trim_start().starts_with("curl ") {
+            continue;
+        }
+        let expected = all
+            .get(i + 1)
+            .filter(|b| b.lang == "http")
+            .unwrap_or_else(|| {
+                panic!(
+                    "the curl example at README.md line {} has no ```http block after it",
+                    block.line
+                )
+            });
+        pairs.push((block, expected));
+    }
+    assert!(
+        pairs.len() >= 15,
+        "only {} curl examples found",
+        pairs.len()
+    );
+
+    let server = TestServer::start().await;
+    let mut covered = Vec::new();
+    for (example, expected) in pairs {
+        let command = example.body.trim();
+        assert_eq!(
+            command.lines().count(),
+            1,
+            "one curl command per block: {command}"
+        );
+        covered.push(curl_operation(command));
+        let run = run("sh", &["-c", &localize(command, &server)], None).await;
+        let context = format!(
+            "README.md line {}: {command}\n{}",
+            example.line,
+            run.describe()
+        );
+        assert!(run.status.success(), "curl failed: {context}");
+        let (want, got) = (parse_shown(&expected.body), parse_shown(&run.stdout));
+        assert_eq!(got.status_line, want.status_line, "status: {context}");
+        for (name, value) in &want.headers {
+            let actual = got.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+            assert_eq!(actual, Some(value), "header {name}: {context}");
+        }
+        let want_body: Value = serde_json::from_str(&want.body).unwrap_or_else(|e| {
+            panic!(
+                "README.md line {}: shown body is not JSON ({e})",
+                expected.line
+            )
+        });
+        let got_body: Value = serde_json::from_str(&got.body)
+            .unwrap_or_else(|e| panic!("response body is not JSON ({e}): {context}"));
+        if let Err(diff) = json_matches(&want_body, &got_body, None, "body") {
+            panic!(
+                "README.md line {} shows another body: {diff}\n{context}",
+                expected.line
+            );
+        }
+    }
+    server.shutdown().await;
+
+    // Together the examples show every documented operation.
+    let doc: Value =
+        serde_json::from_str(&pubsub::http::docs::openapi_json()).expect("OpenAPI JSON");
+    for (template, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            let method = method.to_ascii_uppercase();
+            assert!(
+                covered
+                    .iter()
+                    .any(|(m, p)| *m == method && path_matches(template, p)),
+                "no curl example in README.md for {method} {template}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Python and JavaScript
+
+/// What each marked example's output must contain (every line of `all` on one output line).
+fn expected_output(name: &str) -> &'static [&'static [&'static str]] {
+    match name {
+        "python" => &[
+            &["'action': 'message'", "'Hello from Python'"],
+            &["'action': 'published'"],
+        ],
+        "python-resume" => &[
+            &["recovered=True replayed=2"],
+            &["seq 1: {'text': 'missed 1'}"],
+            &["seq 2: {'text': 'missed 2'}"],
+        ],
+        "javascript" => &[
+            &[
+                "received",
+                r#""action":"message""#,
+                r#""Hello from JavaScript""#,
+            ],
+            &["received", r#""action":"published""#],
+            &["closed"],
+        ],
+        other => {
+            panic!("README example '{other}' has no expected output in tests/readme_examples.rs")
+        }
+    }
+}
+
+fn assert_output(name: &str, run: &Run) {
+    assert!(
+        run.status.success(),
+        "README example '{name}' failed:\n{}",
+        run.describe()
+    );
+    for needles in expected_output(name) {
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| needles.iter().all(|n| l.contains(n))),
+            "README example '{name}': no output line contains all of {needles:?}\n{}",
+            run.describe()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_examples_work_as_written() {
+    let examples = examples("python");
+    assert!(
+        examples.iter().any(|(n, _)| n == "python")
+            && examples.iter().any(|(n, _)| n == "python-resume"),
+        "README.md lacks the marked Python examples: {:?}",
+        examples.iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+    if !succeeds("python3", &["-c", "import websockets"]) {
+        return missing_tool(
+            "python3 with the websockets package is not installed (python3 -m pip install websockets)",
+        );
+    }
+    for (name, block) in examples {
+        let server = TestServer::start().await;
+        let script = localize(&block.body, &server);
+        let run = run("python3", &[], Some(("example.py", &script))).await;
+        assert_output(&name, &run);
+        server.shutdown().await;
+    }
+}
+
+/// The node arguments that give it a global `WebSocket`, if any do.
+fn node_websocket_args() -> Option<Vec<&'static str>> {
+    let check =
+        "process.exit(typeof WebSocket === 'function' && typeof fetch === 'function' ? 0 : 1)";
+    [vec!["--experimental-websocket"], vec![]]
+        .into_iter()
+        .find(|flags| {
+            let mut args = flags.clone();
+            args.extend(["-e", check]);
+            succeeds("node", &args)
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn javascript_example_works_as_written() {
+    let examples = examples("javascript");
+    assert!(
+        examples.iter().any(|(n, _)| n == "javascript"),
+        "README.md lacks the marked JavaScript example"
+    );
+    if !succeeds("node", &["--version"]) {
+        return missing_tool("node is not installed");
+    }
+    let Some(flags) = node_websocket_args() else {
+        return missing_tool(
+            "node has no global WebSocket (Node.js 20 with --experimental-websocket, or 22+)",
+        );
+    };
+    for (name, block) in examples {
+        let server = TestServer::start().await;
+        let script = localize(&block.body, &server);
+        let run = run("node", &flags, Some(("example.js", &script))).await;
+        assert_output(&name, &run);
+        server.shutdown().await;
+    }
+}
