@@ -111,6 +111,19 @@ pub struct HistoryPage {
     pub last_seq: u64,
 }
 
+/// The broker handle.
+///
+/// ```
+/// use pubsub::broker::{Broker, BrokerConfig, BrokerError};
+///
+/// let broker = Broker::new(BrokerConfig::default());
+/// broker.create_topic("news")?;
+/// assert_eq!(broker.publish("news", r#"{"data":"Hello"}"#)?, 1);
+/// let page = broker.history("news", 0, 10)?;
+/// assert_eq!(page.messages[0].message(), r#"{"data":"Hello"}"#);
+/// assert_eq!(broker.publish("sports", "1"), Err(BrokerError::TopicNotFound("sports".into())));
+/// # Ok::<(), BrokerError>(())
+/// ```
 #[derive(Clone)]
 pub struct Broker {
     shared: Arc<Shared>,

@@ -7,6 +7,14 @@ pub const MAX_TOPIC_NAME_LEN: usize = 255;
 
 /// Checks a topic name: 1 to 255 characters from `A-Z a-z 0-9 . _ - :`, starting with a letter
 /// or digit. Every valid name can stand in a URL path segment as it is, unescaped.
+///
+/// ```
+/// use pubsub::broker::validate_topic_name;
+///
+/// assert!(validate_topic_name("sensors.eu-west:temp_1").is_ok());
+/// assert!(validate_topic_name("_private").is_err());
+/// assert!(validate_topic_name("a/b").is_err());
+/// ```
 pub fn validate_topic_name(name: &str) -> Result<(), BrokerError> {
     let invalid = |why: &str| {
         Err(BrokerError::InvalidTopic(format!(

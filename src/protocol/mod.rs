@@ -18,6 +18,13 @@ pub use timestamp::format_timestamp;
 
 /// Whether `json` starts like a JSON object. Checked before reading a request into a struct:
 /// serde's derived `Deserialize` would also accept the struct written as an array of its fields.
+///
+/// ```
+/// use pubsub::protocol::looks_like_object;
+///
+/// assert!(looks_like_object(b" {\"name\": \"news\"}"));
+/// assert!(!looks_like_object(b"[\"news\"]"));
+/// ```
 pub fn looks_like_object(json: &[u8]) -> bool {
     json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
