@@ -148,6 +148,26 @@ async fn publish_past_overflow(
 }
 
 /// `subscriber_count` of `topic` in `GET /topics`.
+/// Publishes past the overflow and checks what must hold under either policy: every publish
+/// was acked in order, and the fast subscriber got all of them. Returns the fast subscriber
+/// (still connected) and how many messages were published.
+async fn publish_while_stalled(
+    server: &TestServer,
+    publisher: &mut WsClient,
+    fast: JoinHandle<(WsClient, Vec<u64>)>,
+    overflowed: impl Fn(&Value) -> bool,
+) -> (WsClient, u64) {
+    let acked = publish_past_overflow(server, publisher, "t", overflowed).await;
+    assert_consecutive(&acked, 1, "publisher acks");
+    let (fast, seen) = tokio::time::timeout(PHASE, fast)
+        .await
+        .expect("fast subscriber done")
+        .expect("fast subscriber task");
+    assert_consecutive(&seen, 1, "fast subscriber");
+    assert_eq!(seen.len(), acked.len(), "fast subscriber got everything");
+    (fast, acked.len() as u64)
+}
+
 async fn listed_subscribers(server: &TestServer, topic: &str) -> u64 {
     let r = server.get("/topics").await;
     assert_eq!(r.status, 200);
@@ -214,19 +234,10 @@ async fn disconnect_policy_closes_a_stalled_subscriber_which_then_resumes_from_h
     let fast = spawn_fast_reader(fast);
     let mut publisher = server.ws().await;
 
-    let acked = publish_past_overflow(&server, &mut publisher, "t", |s| {
+    let (_fast, total) = publish_while_stalled(&server, &mut publisher, fast, |s| {
         s["slow_consumers_disconnected"] == 1
     })
     .await;
-    let total = acked.len() as u64;
-    assert_consecutive(&acked, 1, "publisher acks");
-
-    let (_fast, seen) = tokio::time::timeout(PHASE, fast)
-        .await
-        .expect("fast subscriber done")
-        .expect("fast subscriber task");
-    assert_consecutive(&seen, 1, "fast subscriber");
-    assert_eq!(seen.len() as u64, total, "fast subscriber got everything");
 
     // Only the stalled client was disconnected, and its subscriptions, on every topic, are
     // gone already, before it has read its close frame.
@@ -338,19 +349,10 @@ async fn drop_policy_keeps_a_stalled_subscriber_and_tells_it_how_many_it_missed(
     let fast = spawn_fast_reader(fast);
     let mut publisher = server.ws().await;
 
-    let acked = publish_past_overflow(&server, &mut publisher, "t", |s| {
+    let (_fast, total) = publish_while_stalled(&server, &mut publisher, fast, |s| {
         s["messages_dropped"].as_u64().is_some_and(|n| n > 0)
     })
     .await;
-    let total = acked.len() as u64;
-    assert_consecutive(&acked, 1, "publisher acks");
-
-    let (_fast, seen) = tokio::time::timeout(PHASE, fast)
-        .await
-        .expect("fast subscriber done")
-        .expect("fast subscriber task");
-    assert_consecutive(&seen, 1, "fast subscriber");
-    assert_eq!(seen.len() as u64, total, "fast subscriber got everything");
 
     // The stalled client is still connected and subscribed.
     let stats = server.stats().await;

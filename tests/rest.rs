@@ -462,6 +462,25 @@ async fn delete_topic_returns_200_and_the_topic_is_gone() {
     assert_eq!(publish_ok(&server, "news", json!(1)).await, 1);
 }
 
+/// Reading or deleting through `/topics/{name}...` answers 400 `invalid_topic` for a name that
+/// breaks the rules, and 404 `topic_not_found` for a valid name no topic has.
+#[tokio::test]
+async fn topic_paths_reject_invalid_names_and_missing_topics() {
+    let server = TestServer::start().await;
+    for (method, suffix) in [("GET", ""), ("DELETE", ""), ("GET", "/messages")] {
+        for name in invalid_path_names() {
+            server
+                .request(method, &format!("/topics/{name}{suffix}"), &[], b"")
+                .await
+                .assert_error(400, "invalid_topic");
+        }
+        server
+            .request(method, &format!("/topics/news{suffix}"), &[], b"")
+            .await
+            .assert_error(404, "topic_not_found");
+    }
+}
+
 #[tokio::test]
 async fn delete_of_a_missing_topic_is_404() {
     let server = TestServer::start().await;
@@ -475,17 +494,6 @@ async fn delete_of_a_missing_topic_is_404() {
         .delete("/topics/news")
         .await
         .assert_error(404, "topic_not_found");
-}
-
-#[tokio::test]
-async fn delete_of_an_invalid_name_is_400_invalid_topic() {
-    let server = TestServer::start().await;
-    for name in invalid_path_names() {
-        server
-            .delete(&format!("/topics/{name}"))
-            .await
-            .assert_error(400, "invalid_topic");
-    }
 }
 
 #[tokio::test]
@@ -650,26 +658,6 @@ async fn get_topic_counts_subscribers() {
     drop(b);
     wait_for_subscribers(&server, "news", 1).await;
     assert_eq!(topic_details(&server, "news").await["subscriber_count"], 1);
-}
-
-#[tokio::test]
-async fn get_topic_of_a_missing_topic_is_404() {
-    let server = TestServer::start().await;
-    server
-        .get("/topics/news")
-        .await
-        .assert_error(404, "topic_not_found");
-}
-
-#[tokio::test]
-async fn get_topic_of_an_invalid_name_is_400_invalid_topic() {
-    let server = TestServer::start().await;
-    for name in invalid_path_names() {
-        server
-            .get(&format!("/topics/{name}"))
-            .await
-            .assert_error(400, "invalid_topic");
-    }
 }
 
 #[tokio::test]
@@ -1154,26 +1142,6 @@ async fn history_ignores_unknown_parameters() {
         seqs(&history(&server, "news", "?sinceSeq=2&LIMIT=1").await),
         [1, 2, 3]
     );
-}
-
-#[tokio::test]
-async fn history_of_a_missing_topic_is_404() {
-    let server = TestServer::start().await;
-    server
-        .get("/topics/news/messages")
-        .await
-        .assert_error(404, "topic_not_found");
-}
-
-#[tokio::test]
-async fn history_of_an_invalid_name_is_400_invalid_topic() {
-    let server = TestServer::start().await;
-    for name in invalid_path_names() {
-        server
-            .get(&format!("/topics/{name}/messages"))
-            .await
-            .assert_error(400, "invalid_topic");
-    }
 }
 
 // GET /health
