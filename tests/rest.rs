@@ -45,6 +45,15 @@ fn invalid_path_names() -> Vec<String> {
     ]
 }
 
+/// Asserts that no topic exists: a rejected request created nothing.
+async fn assert_no_topics(server: &TestServer) {
+    assert_eq!(
+        list_topics(server).await,
+        json!({"topics": []}),
+        "nothing was created"
+    );
+}
+
 /// POSTs raw `body` with an optional Content-Type.
 async fn post_raw(
     server: &TestServer,
@@ -184,11 +193,7 @@ async fn create_rejects_invalid_names_with_invalid_topic() {
             .await
             .assert_error(400, "invalid_topic");
     }
-    assert_eq!(
-        list_topics(&server).await,
-        json!({"topics": []}),
-        "nothing was created"
-    );
+    assert_no_topics(&server).await;
 }
 
 #[tokio::test]
@@ -265,11 +270,7 @@ async fn create_rejects_a_body_that_is_not_an_object_with_bad_request() {
         assert_eq!(r.status, 400, "{body} -> {}", r.text());
         r.assert_error(400, "bad_request");
     }
-    assert_eq!(
-        list_topics(&server).await,
-        json!({"topics": []}),
-        "nothing was created"
-    );
+    assert_no_topics(&server).await;
 }
 
 #[tokio::test]
@@ -299,11 +300,7 @@ async fn create_rejects_a_content_type_other_than_json_with_415() {
             .await
             .assert_error(415, "unsupported_media_type");
     }
-    assert_eq!(
-        list_topics(&server).await,
-        json!({"topics": []}),
-        "nothing was created"
-    );
+    assert_no_topics(&server).await;
 }
 
 #[tokio::test]
