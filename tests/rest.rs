@@ -1359,3 +1359,48 @@ async fn ws_without_upgrade_headers_is_426_upgrade_required() {
         .await;
     r.assert_error(426, "upgrade_required");
 }
+
+/// A WebSocket upgrade of another protocol version is refused with the version we speak; one
+/// without a key is malformed.
+#[tokio::test]
+async fn ws_handshake_needs_version_13_and_a_key() {
+    let server = TestServer::start().await;
+    let upgrade = [
+        ("Connection", "keep-alive, Upgrade"),
+        ("Upgrade", "WebSocket"),
+    ];
+    let key = ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==");
+    for version in [None, Some("8")] {
+        let mut headers = upgrade.to_vec();
+        headers.push(key);
+        headers.extend(version.map(|v| ("Sec-WebSocket-Version", v)));
+        let r = server.request("GET", "/ws", &headers, b"").await;
+        r.assert_error(426, "upgrade_required");
+        assert_eq!(r.header("sec-websocket-version"), Some("13"));
+    }
+    let mut headers = upgrade.to_vec();
+    headers.push(("Sec-WebSocket-Version", "13"));
+    server
+        .request("GET", "/ws", &headers, b"")
+        .await
+        .assert_error(400, "bad_request");
+    // With everything in place, tokens in any case and order, the server switches protocols
+    // and answers the key as RFC 6455 section 1.3 shows.
+    headers.push(key);
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut request = format!("GET /ws HTTP/1.1\r\nHost: {}\r\n", server.addr);
+    for (name, value) in &headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tcp.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+}

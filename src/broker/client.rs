@@ -3,11 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use super::topic::{Subscribed, Topic};
 use super::{Broker, BrokerError, Outbox, validate_topic_name};
-use crate::protocol::Replay;
+use crate::protocol::{Frame, Replay};
 
 /// A client connection as the broker sees it. Dropping it (however the connection ends, a
 /// panic included) removes every subscription it holds at once.
@@ -47,7 +45,7 @@ impl Client {
         &mut self,
         name: &str,
         replay: &Replay<'_>,
-        ack: impl FnOnce(&Subscribed<'_>) -> Bytes,
+        ack: impl FnOnce(&Subscribed<'_>) -> Frame,
     ) -> Result<(), BrokerError> {
         let (id, outbox) = (self.id, &self.outbox);
         // A retry (topic deleted and auto-created again) happens before the ack is built.

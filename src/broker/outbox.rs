@@ -14,12 +14,11 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 
 use super::lock;
 use super::stats::Counters;
-use crate::protocol::{ServerFrame, close, encode_server_frame};
+use crate::protocol::{Frame, ServerFrame, close, encode_server_frame};
 
 /// What to do with a subscriber whose queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +65,7 @@ impl Close {
 /// One frame waiting to be written.
 #[derive(Debug, Clone)]
 pub struct OutFrame {
-    pub bytes: Bytes,
+    pub frame: Frame,
     /// A delivered `message` frame (counted in `messages_delivered` once written).
     pub is_message: bool,
     /// A live message, counted against the limit the slow-consumer policy enforces.
@@ -98,9 +97,9 @@ struct State {
 impl State {
     /// Stops counting a frame that was written or discarded.
     fn release(&mut self, frame: &OutFrame) {
-        self.bytes = self.bytes.saturating_sub(frame.bytes.len());
+        self.bytes = self.bytes.saturating_sub(frame.frame.len());
         if frame.live {
-            self.live_bytes = self.live_bytes.saturating_sub(frame.bytes.len());
+            self.live_bytes = self.live_bytes.saturating_sub(frame.frame.len());
         }
     }
 }
@@ -132,7 +131,7 @@ impl Outbox {
     }
 
     /// Offers a live message. Never waits: a full queue triggers the slow-consumer policy.
-    pub fn push_message(&self, frame: &Bytes, topic: &Arc<str>) -> Delivery {
+    pub fn push_message(&self, frame: &Frame, topic: &Arc<str>) -> Delivery {
         let mut st = lock(&self.state);
         if st.close.is_some() {
             return Delivery::Gone;
@@ -163,10 +162,10 @@ impl Outbox {
     /// Queues a reply, a notice, or a replayed message. These answer the client's own requests
     /// (which the reader stops taking while the queue is over its limit, see [`Outbox::room`]),
     /// so they are never dropped and never count as slowness.
-    pub fn push(&self, bytes: Bytes, is_message: bool) {
+    pub fn push(&self, frame: Frame, is_message: bool) {
         let mut st = lock(&self.state);
         if st.close.is_none() {
-            self.enqueue_locked(&mut st, bytes, is_message, false);
+            self.enqueue_locked(&mut st, frame, is_message, false);
         }
     }
 
@@ -250,13 +249,13 @@ impl Outbox {
         }
     }
 
-    fn enqueue_locked(&self, st: &mut State, bytes: Bytes, is_message: bool, live: bool) {
-        st.bytes += bytes.len();
+    fn enqueue_locked(&self, st: &mut State, frame: Frame, is_message: bool, live: bool) {
+        st.bytes += frame.len();
         if live {
-            st.live_bytes += bytes.len();
+            st.live_bytes += frame.len();
         }
         st.frames.push_back(OutFrame {
-            bytes,
+            frame,
             is_message,
             live,
         });
@@ -298,8 +297,8 @@ mod tests {
         (Outbox::new(limit, policy, counters.clone()), counters)
     }
 
-    fn frame(n: usize) -> Bytes {
-        Bytes::from(vec![b'x'; n])
+    fn frame(n: usize) -> Frame {
+        Frame::from("x".repeat(n))
     }
 
     #[tokio::test]
@@ -333,8 +332,8 @@ mod tests {
         batch.clear();
         out.next_batch(&mut batch).await.unwrap();
         assert_eq!(
-            &batch[0].bytes[..],
-            br#"{"action":"lagged","topic":"t","dropped":2}"#
+            batch[0].frame.as_str(),
+            r#"{"action":"lagged","topic":"t","dropped":2}"#
         );
         assert!(!batch[0].is_message);
     }

@@ -1,10 +1,9 @@
 //! Unit tests of the engine through its public handle, without any network.
 
-use bytes::Bytes;
 use serde_json::Value;
 
 use super::*;
-use crate::protocol::Replay;
+use crate::protocol::{Frame, Replay};
 
 fn broker(history_size: usize) -> Broker {
     Broker::new(BrokerConfig {
@@ -23,12 +22,12 @@ async fn drain(client: &Client) -> Vec<Value> {
     client.outbox().written(&batch);
     batch
         .iter()
-        .map(|f| serde_json::from_slice(&f.bytes).unwrap())
+        .map(|f| serde_json::from_str(&f.frame).unwrap())
         .collect()
 }
 
-fn ack(s: &Subscribed<'_>) -> Bytes {
-    Bytes::from(format!(
+fn ack(s: &Subscribed<'_>) -> Frame {
+    Frame::from(format!(
         r#"{{"ack":"{}","replayed":{},"last_seq":{},"recovered":{}}}"#,
         s.topic,
         s.replayed,

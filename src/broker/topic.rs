@@ -10,20 +10,19 @@ use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use time::OffsetDateTime;
 
 use super::lock;
 use super::outbox::{Delivery, Outbox};
 use crate::protocol::{
-    Replay, ServerFrame, encode_message_frame, encode_server_frame, format_timestamp,
+    Frame, Replay, ServerFrame, encode_message_frame, encode_server_frame, format_timestamp,
 };
 
 /// A published message, encoded once as the `message` frame every subscriber receives.
 #[derive(Debug)]
 pub struct Publication {
     pub seq: u64,
-    frame: Bytes,
+    frame: Frame,
     message: Range<usize>,
     published_at: Range<usize>,
 }
@@ -40,8 +39,8 @@ impl Publication {
     }
 
     fn slice(&self, range: &Range<usize>) -> &str {
-        // The ranges were cut at ASCII delimiters of a frame built from `&str`s.
-        std::str::from_utf8(&self.frame[range.clone()]).unwrap_or_default()
+        // The ranges were cut at ASCII delimiters, so they are always on character boundaries.
+        self.frame.get(range.clone()).unwrap_or_default()
     }
 }
 
@@ -150,7 +149,7 @@ impl Topic {
         client: u64,
         outbox: &Arc<Outbox>,
         replay: &Replay<'_>,
-        ack: impl FnOnce(&Subscribed<'_>) -> Bytes,
+        ack: impl FnOnce(&Subscribed<'_>) -> Frame,
     ) -> Result<(), Deleted> {
         let mut st = lock(&self.state);
         if st.deleted {

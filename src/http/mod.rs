@@ -9,6 +9,7 @@ pub mod docs;
 mod error;
 mod ops;
 mod topics;
+mod upgrade;
 mod ws;
 
 use std::convert::Infallible;

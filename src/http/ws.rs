@@ -7,13 +7,15 @@ use std::time::Duration;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Error as WsError;
-use warp::filters::ws::{Message, WebSocket, Ws};
-use warp::http::{HeaderValue, header};
-use warp::reply::{Reply, Response};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{WebSocketConfig, frame::Utf8Bytes};
+use warp::reply::Response;
 use warp::{Filter, filters::BoxedFilter};
 
-use super::error::{ApiError, method_not_allowed};
-use super::{AppState, with_state};
+use super::error::method_not_allowed;
+use super::upgrade::{Handshake, Socket, handshake};
+use super::{AppState, Limits, with_state};
 use crate::broker::{BrokerError, Client, Close, OutFrame, Outbox};
 use crate::protocol::{
     ClientFrame, Command, ErrorBody, ErrorCode, ServerFrame, close, encode_server_frame,
@@ -23,50 +25,49 @@ use crate::protocol::{
 /// How long a closing connection may take to accept its close frame before it is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// tungstenite's write buffer (it flushes once this much is buffered).
-const WRITE_BUFFER_BYTES: usize = 128 * 1024;
+/// Each connection starts with a read buffer this small; it grows only for larger frames.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// tungstenite collects a batch of frames up to this size before writing them to the socket.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("ws")
         .and(
             warp::get()
-                .and(warp::ws())
+                .and(handshake())
                 .and(with_state(state))
                 .map(upgrade)
-                .or(warp::get().map(upgrade_required))
-                .unify()
                 .or(warp::any().map(|| method_not_allowed("GET")))
                 .unify(),
         )
         .boxed()
 }
 
-fn upgrade(ws: Ws, state: AppState) -> Response {
-    let limit = state.limits.max_frame_bytes;
-    // tungstenite's own write buffer is unbounded by default: cap it at its flush threshold plus
-    // room for the largest frame we send (a message plus its envelope).
-    let write_cap = WRITE_BUFFER_BYTES + 2 * state.limits.max_body_bytes;
-    ws.max_message_size(limit)
-        .max_frame_size(limit)
-        .max_write_buffer_size(write_cap)
-        .on_upgrade(move |socket| serve(socket, state))
-        .into_response()
+fn upgrade(handshake: Result<Handshake, Response>, state: AppState) -> Response {
+    match handshake {
+        Ok(handshake) => handshake.accept(socket_config(state.limits), move |socket| {
+            serve(socket, state)
+        }),
+        Err(refusal) => refusal,
+    }
 }
 
-fn upgrade_required() -> Response {
-    let mut response = ApiError::new(
-        ErrorCode::UpgradeRequired,
-        "this endpoint speaks WebSocket: send a GET with 'Connection: Upgrade' and 'Upgrade: websocket'",
-    )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    response
+/// Frame limits from the configuration, and small buffers: an idle connection costs little.
+fn socket_config(limits: Limits) -> WebSocketConfig {
+    // The write buffer may grow past its flush threshold by the largest frame the server sends
+    // (a message and its envelope) before a write must wait.
+    let write_cap = WRITE_BUFFER_BYTES + 2 * limits.max_body_bytes;
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(write_cap)
+        .max_message_size(Some(limits.max_frame_bytes))
+        .max_frame_size(Some(limits.max_frame_bytes))
 }
 
 /// Runs one connection until the client leaves, the server shuts down or the policy closes it.
-async fn serve(socket: WebSocket, state: AppState) {
+async fn serve(socket: Socket, state: AppState) {
     let mut client = state.broker.connect();
     let outbox = client.outbox().clone();
     tracing::debug!(client = client.id(), "connection opened");
@@ -83,20 +84,19 @@ async fn serve(socket: WebSocket, state: AppState) {
             _ = outbox.closing() => break,
         };
         match next {
-            Some(Ok(message)) if message.is_text() => handle_text(&mut client, &message),
-            Some(Ok(message)) if message.is_binary() => reply_error(
+            Some(Ok(Message::Text(text))) => handle_text(&mut client, &text),
+            Some(Ok(Message::Binary(_))) => reply_error(
                 &client,
                 None,
                 ErrorCode::BadRequest,
                 "binary frames are not supported: send JSON text frames",
             ),
-            Some(Ok(message)) if message.is_close() => break,
+            Some(Ok(Message::Close(_))) | None => break,
             Some(Ok(_)) => {} // ping and pong: tungstenite answers pings itself
             Some(Err(e)) => {
                 outbox.close(close_for(&e));
                 break;
             }
-            None => break,
         }
     }
     // Free the subscriptions now; the writer may still need time to deliver the close frame.
@@ -107,15 +107,14 @@ async fn serve(socket: WebSocket, state: AppState) {
 }
 
 /// The close frame for a read error: the protocol's own codes where it names one.
-fn close_for(e: &warp::Error) -> Close {
-    let cause = std::error::Error::source(e).and_then(|s| s.downcast_ref::<WsError>());
-    match cause {
-        Some(WsError::Capacity(_)) => Close {
+fn close_for(e: &WsError) -> Close {
+    match e {
+        WsError::Capacity(_) => Close {
             code: close::MESSAGE_TOO_BIG,
             reason: "frame too large",
             discard: false,
         },
-        Some(WsError::Utf8(_)) => Close {
+        WsError::Utf8(_) => Close {
             code: close::INVALID_PAYLOAD,
             reason: "invalid UTF-8 in text frame",
             discard: false,
@@ -124,8 +123,7 @@ fn close_for(e: &warp::Error) -> Close {
     }
 }
 
-fn handle_text(client: &mut Client, message: &Message) {
-    let text = message.to_str().unwrap_or_default();
+fn handle_text(client: &mut Client, text: &str) {
     match parse_client_frame(text) {
         Ok(frame) => handle_frame(client, frame),
         Err(e) => reply_error(
@@ -198,7 +196,7 @@ fn reply_error(client: &Client, request_id: Option<&str>, code: ErrorCode, messa
 /// Writes batches until the outbox closes, then the close frame. A slow-consumer close
 /// abandons a write the client is not reading; whatever happens, a close completes within
 /// [`CLOSE_TIMEOUT`] and then the socket is dropped.
-async fn write(mut sink: SplitSink<WebSocket, Message>, outbox: Arc<Outbox>) {
+async fn write(mut sink: SplitSink<Socket, Message>, outbox: Arc<Outbox>) {
     let mut batch: Vec<OutFrame> = Vec::new();
     let close = loop {
         batch.clear();
@@ -220,23 +218,24 @@ async fn write(mut sink: SplitSink<WebSocket, Message>, outbox: Arc<Outbox>) {
     }
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
         if close != Close::NORMAL {
-            let _ = sink
-                .send(Message::close_with(close.code, close.reason))
-                .await;
+            let frame = CloseFrame {
+                code: close.code.into(),
+                reason: Utf8Bytes::from_static(close.reason),
+            };
+            let _ = sink.send(Message::Close(Some(frame))).await;
         }
         let _ = sink.close().await;
     })
     .await;
 }
 
+/// Feeds every frame of the batch (shared bytes, no copy) and flushes once.
 async fn write_batch(
-    sink: &mut SplitSink<WebSocket, Message>,
+    sink: &mut SplitSink<Socket, Message>,
     batch: &[OutFrame],
-) -> Result<(), warp::Error> {
+) -> Result<(), WsError> {
     for frame in batch {
-        // warp's text messages own a String: this is one copy per subscriber of a shared frame.
-        let text = String::from_utf8_lossy(&frame.bytes).into_owned();
-        sink.feed(Message::text(text)).await?;
+        sink.feed(Message::Text(frame.frame.clone())).await?;
     }
     sink.flush().await
 }

@@ -16,6 +16,10 @@ pub use rest::*;
 pub use server::{ServerFrame, encode_message_frame, encode_server_frame};
 pub use timestamp::format_timestamp;
 
+/// An encoded server frame: JSON text, shared by reference count. A `message` frame is encoded
+/// once per publish and the same bytes go to history and to every subscriber's socket.
+pub type Frame = tokio_tungstenite::tungstenite::Utf8Bytes;
+
 /// Whether `json` starts like a JSON object. Checked before reading a request into a struct:
 /// serde's derived `Deserialize` would also accept the struct written as an array of its fields.
 ///

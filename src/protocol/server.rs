@@ -1,9 +1,8 @@
 //! Frames the server sends on `/ws`.
 
-use bytes::Bytes;
 use serde::Serialize;
 
-use super::ErrorBody;
+use super::{ErrorBody, Frame};
 
 /// Every frame the server sends, tagged by `action`. Replies to a client frame echo its
 /// `request_id`; frames the server sends on its own (`message`, `lagged`, `topic_deleted`) have none.
@@ -56,10 +55,10 @@ pub enum ServerFrame<'a> {
     TopicDeleted { topic: &'a str },
 }
 
-/// Serializes a frame into the bytes sent on the socket.
-pub fn encode_server_frame(frame: &ServerFrame<'_>) -> Bytes {
+/// Serializes a frame into the text sent on the socket.
+pub fn encode_server_frame(frame: &ServerFrame<'_>) -> Frame {
     // Serializing these types cannot fail: no maps with non-string keys, no failing Serialize impls.
-    Bytes::from(serde_json::to_vec(frame).unwrap_or_default())
+    Frame::from(serde_json::to_string(frame).unwrap_or_default())
 }
 
 /// Encodes a delivered `message` frame once per publish, to be shared by every subscriber.
@@ -70,7 +69,7 @@ pub fn encode_message_frame(
     seq: u64,
     message: &str,
     published_at: &str,
-) -> (Bytes, std::ops::Range<usize>) {
+) -> (Frame, std::ops::Range<usize>) {
     const HEAD: &str = r#"{"action":"message","topic":"#;
     let mut out = String::with_capacity(
         HEAD.len() + topic_json.len() + message.len() + published_at.len() + 64,
@@ -86,7 +85,7 @@ pub fn encode_message_frame(
     out.push_str(r#","published_at":""#);
     out.push_str(published_at);
     out.push_str(r#""}"#);
-    (Bytes::from(out), start..end)
+    (Frame::from(out), start..end)
 }
 
 /// Appends the decimal digits of `n` without going through the `fmt` machinery.
@@ -122,18 +121,18 @@ mod tests {
                 published_at: "2026-11-27T12:00:00.123Z",
             })
             .unwrap();
-            assert_eq!(std::str::from_utf8(&bytes).unwrap(), expected);
-            assert_eq!(&bytes[range], raw.get().as_bytes());
+            assert_eq!(bytes.as_str(), expected);
+            assert_eq!(&bytes[range], raw.get());
         }
     }
 
     #[test]
     fn replies_omit_absent_request_id() {
         let frame = encode_server_frame(&ServerFrame::Pong { request_id: None });
-        assert_eq!(&frame[..], br#"{"action":"pong"}"#);
+        assert_eq!(frame.as_str(), r#"{"action":"pong"}"#);
         let frame = encode_server_frame(&ServerFrame::Pong {
             request_id: Some("r1"),
         });
-        assert_eq!(&frame[..], br#"{"action":"pong","request_id":"r1"}"#);
+        assert_eq!(frame.as_str(), r#"{"action":"pong","request_id":"r1"}"#);
     }
 }
