@@ -29,17 +29,18 @@ pub struct Handshake {
     on_upgrade: OnUpgrade,
 }
 
-/// Extracts a valid WebSocket upgrade request, or the response that refuses it: 426 (with what
-/// is missing, and the version we speak) when the request is not a WebSocket upgrade, 400 when
-/// it is one without a key.
+/// Extracts a valid WebSocket upgrade request, or why it is refused: `upgrade_required` when the
+/// request is not a WebSocket upgrade of version 13, `bad_request` when it is one without a key.
+/// Answer a refusal with [`refuse`].
 pub fn handshake()
--> impl Filter<Extract = (Result<Handshake, Response>,), Error = Infallible> + Clone {
+-> impl Filter<Extract = (Result<Handshake, ApiError>,), Error = Infallible> + Clone {
     warp::header::headers_cloned()
         .and(warp::ext::optional::<OnUpgrade>())
         .map(|headers: HeaderMap, on_upgrade| check(&headers, on_upgrade))
 }
 
-fn check(headers: &HeaderMap, on_upgrade: Option<OnUpgrade>) -> Result<Handshake, Response> {
+fn check(headers: &HeaderMap, on_upgrade: Option<OnUpgrade>) -> Result<Handshake, ApiError> {
+    let upgrade_required = |why: &str| ApiError::new(ErrorCode::UpgradeRequired, why);
     if !has_token(headers, header::CONNECTION, "upgrade")
         || !has_token(headers, header::UPGRADE, "websocket")
     {
@@ -47,15 +48,12 @@ fn check(headers: &HeaderMap, on_upgrade: Option<OnUpgrade>) -> Result<Handshake
             "this endpoint speaks WebSocket: send a GET with 'Connection: Upgrade' and 'Upgrade: websocket'",
         ));
     }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .map(HeaderValue::as_bytes)
-        != Some(b"13")
-    {
+    let version = headers.get(header::SEC_WEBSOCKET_VERSION);
+    if version.map(HeaderValue::as_bytes) != Some(b"13") {
         return Err(upgrade_required("only WebSocket version 13 is supported"));
     }
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
-        return Err(ApiError::bad_request("missing Sec-WebSocket-Key header").into_response());
+        return Err(ApiError::bad_request("missing Sec-WebSocket-Key header"));
     };
     let Some(on_upgrade) = on_upgrade else {
         return Err(upgrade_required("this connection cannot be upgraded"));
@@ -77,14 +75,18 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
     })
 }
 
-fn upgrade_required(message: &str) -> Response {
-    let mut response = ApiError::new(ErrorCode::UpgradeRequired, message).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(
-        header::SEC_WEBSOCKET_VERSION,
-        HeaderValue::from_static("13"),
-    );
+/// The JSON error for a refused handshake; a 426 also names the protocol and version we speak.
+pub fn refuse(error: ApiError) -> Response {
+    let upgrade_required = error.code == ErrorCode::UpgradeRequired;
+    let mut response = error.into_response();
+    if upgrade_required {
+        let headers = response.headers_mut();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+    }
     response
 }
 

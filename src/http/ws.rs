@@ -13,8 +13,8 @@ use tokio_tungstenite::tungstenite::protocol::{WebSocketConfig, frame::Utf8Bytes
 use warp::reply::Response;
 use warp::{Filter, filters::BoxedFilter};
 
-use super::error::method_not_allowed;
-use super::upgrade::{Handshake, Socket, handshake};
+use super::error::{ApiError, method_not_allowed};
+use super::upgrade::{Handshake, Socket, handshake, refuse};
 use super::{AppState, Limits, with_state};
 use crate::broker::{BrokerError, Client, Close, OutFrame, Outbox};
 use crate::protocol::{
@@ -44,12 +44,12 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-fn upgrade(handshake: Result<Handshake, Response>, state: AppState) -> Response {
+fn upgrade(handshake: Result<Handshake, ApiError>, state: AppState) -> Response {
     match handshake {
         Ok(handshake) => handshake.accept(socket_config(state.limits), move |socket| {
             serve(socket, state)
         }),
-        Err(refusal) => refusal,
+        Err(refusal) => refuse(refusal),
     }
 }
 
