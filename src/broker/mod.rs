@@ -27,9 +27,9 @@ pub use client::Client;
 pub use name::{MAX_TOPIC_NAME_LEN, validate_topic_name};
 pub use outbox::{Close, Delivery, OutFrame, Outbox, SlowConsumerPolicy};
 pub use stats::CounterSnapshot;
-pub use topic::{Publication, Subscribed, TopicInfo};
+pub use topic::{Subscribed, TopicInfo};
 
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, MessageFrame};
 use stats::Counters;
 use topic::Topic;
 
@@ -107,7 +107,7 @@ pub struct BrokerStats {
 /// A page of history.
 #[derive(Debug)]
 pub struct HistoryPage {
-    pub messages: Vec<Arc<Publication>>,
+    pub messages: Vec<Arc<MessageFrame>>,
     pub last_seq: u64,
 }
 

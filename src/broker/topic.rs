@@ -7,7 +7,6 @@
 //! Nothing under the lock waits: pushing to a subscriber's outbox never blocks.
 
 use std::collections::VecDeque;
-use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
@@ -15,34 +14,9 @@ use time::OffsetDateTime;
 use super::lock;
 use super::outbox::{Delivery, Outbox};
 use crate::protocol::{
-    Frame, Replay, ServerFrame, encode_message_frame, encode_server_frame, format_timestamp,
+    Frame, MessageFrame, Replay, ServerFrame, encode_message_frame, encode_server_frame,
+    format_timestamp,
 };
-
-/// A published message, encoded once as the `message` frame every subscriber receives.
-#[derive(Debug)]
-pub struct Publication {
-    pub seq: u64,
-    frame: Frame,
-    message: Range<usize>,
-    published_at: Range<usize>,
-}
-
-impl Publication {
-    /// The message's JSON text, as published.
-    pub fn message(&self) -> &str {
-        self.slice(&self.message)
-    }
-
-    /// When it was published, RFC 3339 UTC.
-    pub fn published_at(&self) -> &str {
-        self.slice(&self.published_at)
-    }
-
-    fn slice(&self, range: &Range<usize>) -> &str {
-        // The ranges were cut at ASCII delimiters, so they are always on character boundaries.
-        self.frame.get(range.clone()).unwrap_or_default()
-    }
-}
 
 /// What a subscribe found: the values of the `subscribed` ack.
 #[derive(Debug, Clone, Copy)]
@@ -81,7 +55,7 @@ pub struct Topic {
 struct TopicState {
     last_seq: u64,
     /// The newest messages, oldest first; seqs are consecutive and end at `last_seq`.
-    history: VecDeque<Arc<Publication>>,
+    history: VecDeque<Arc<MessageFrame>>,
     subscribers: Vec<Subscriber>,
     deleted: bool,
 }
@@ -128,18 +102,9 @@ impl Topic {
         Ok(seq)
     }
 
-    fn encode(&self, seq: u64, message: &str) -> Publication {
+    fn encode(&self, seq: u64, message: &str) -> MessageFrame {
         let published_at = format_timestamp(OffsetDateTime::now_utc());
-        let (frame, message_range) =
-            encode_message_frame(&self.name_json, seq, message, &published_at);
-        // The frame ends with `"published_at":"<timestamp>"}`.
-        let end = frame.len() - 2;
-        Publication {
-            seq,
-            published_at: end - published_at.len()..end,
-            message: message_range,
-            frame,
-        }
+        encode_message_frame(&self.name_json, seq, message, &published_at)
     }
 
     /// Registers `client` (once, however often it subscribes) and queues the ack built by `ack`
@@ -226,7 +191,7 @@ impl Topic {
     }
 
     /// History after `since`, oldest first, at most `limit` entries, and the last seq.
-    pub fn history(&self, since: u64, limit: usize) -> (Vec<Arc<Publication>>, u64) {
+    pub fn history(&self, since: u64, limit: usize) -> (Vec<Arc<MessageFrame>>, u64) {
         let st = lock(&self.state);
         let page = st
             .history

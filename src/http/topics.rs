@@ -9,10 +9,10 @@ use warp::{Filter, filters::BoxedFilter};
 
 use super::error::{ApiError, method_not_allowed};
 use super::{AppState, body, with_state};
-use crate::broker::{Publication, TopicInfo};
+use crate::broker::TopicInfo;
 use crate::protocol::{
-    CreateTopicRequest, ErrorResponse, History, HistoryMessage, PublishRequest, Published, Topic,
-    TopicDeleted, TopicDetails, TopicList,
+    CreateTopicRequest, ErrorCode, ErrorResponse, History, HistoryMessage, MessageFrame,
+    PublishRequest, Published, Topic, TopicDeleted, TopicDetails, TopicList,
 };
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
@@ -226,9 +226,9 @@ pub fn list_messages(name: String, query: String, state: AppState) -> Response {
     respond(StatusCode::OK, result)
 }
 
-fn history_message(p: &Arc<Publication>) -> Result<HistoryMessage, ApiError> {
+fn history_message(p: &Arc<MessageFrame>) -> Result<HistoryMessage, ApiError> {
     let message = RawValue::from_string(p.message().to_owned())
-        .map_err(|e| ApiError::new(crate::protocol::ErrorCode::Internal, e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     Ok(HistoryMessage {
         seq: p.seq,
         message,

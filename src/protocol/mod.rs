@@ -13,7 +13,7 @@ mod timestamp;
 pub use client::{ClientFrame, Command, FrameError, Replay, parse_client_frame};
 pub use error::{ErrorBody, ErrorCode, ErrorResponse};
 pub use rest::*;
-pub use server::{ServerFrame, encode_message_frame, encode_server_frame};
+pub use server::{MessageFrame, ServerFrame, encode_message_frame, encode_server_frame};
 pub use timestamp::format_timestamp;
 
 /// An encoded server frame: JSON text, shared by reference count. A `message` frame is encoded

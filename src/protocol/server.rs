@@ -1,5 +1,7 @@
 //! Frames the server sends on `/ws`.
 
+use std::ops::Range;
+
 use serde::Serialize;
 
 use super::{ErrorBody, Frame};
@@ -61,15 +63,44 @@ pub fn encode_server_frame(frame: &ServerFrame<'_>) -> Frame {
     Frame::from(serde_json::to_string(frame).unwrap_or_default())
 }
 
+/// A published message, encoded once as the `message` frame every subscriber receives, with
+/// where its fields sit inside it: history hands out the message and its timestamp from the
+/// frame, without a second copy.
+#[derive(Debug)]
+pub struct MessageFrame {
+    pub seq: u64,
+    pub frame: Frame,
+    /// Byte range of the `message` JSON text.
+    pub message: Range<usize>,
+    /// Byte range of the `published_at` timestamp (without its quotes).
+    pub published_at: Range<usize>,
+}
+
+impl MessageFrame {
+    /// The message's JSON text, as published.
+    pub fn message(&self) -> &str {
+        self.slice(&self.message)
+    }
+
+    /// When it was published, RFC 3339 UTC with milliseconds.
+    pub fn published_at(&self) -> &str {
+        self.slice(&self.published_at)
+    }
+
+    fn slice(&self, range: &Range<usize>) -> &str {
+        // The ranges were cut at ASCII delimiters, so they are always on character boundaries.
+        self.frame.get(range.clone()).unwrap_or_default()
+    }
+}
+
 /// Encodes a delivered `message` frame once per publish, to be shared by every subscriber.
-/// `topic_json` is the topic name already encoded as a JSON string. Returns the frame and the
-/// byte range of `message` inside it, so history can hand out the payload without a second copy.
+/// `topic_json` is the topic name already encoded as a JSON string.
 pub fn encode_message_frame(
     topic_json: &str,
     seq: u64,
     message: &str,
     published_at: &str,
-) -> (Frame, std::ops::Range<usize>) {
+) -> MessageFrame {
     const HEAD: &str = r#"{"action":"message","topic":"#;
     let mut out = String::with_capacity(
         HEAD.len() + topic_json.len() + message.len() + published_at.len() + 64,
@@ -79,13 +110,23 @@ pub fn encode_message_frame(
     out.push_str(r#","seq":"#);
     push_u64(&mut out, seq);
     out.push_str(r#","message":"#);
-    let start = out.len();
-    out.push_str(message);
-    let end = out.len();
+    let message = span(&mut out, message);
     out.push_str(r#","published_at":""#);
-    out.push_str(published_at);
+    let published_at = span(&mut out, published_at);
     out.push_str(r#""}"#);
-    (Frame::from(out), start..end)
+    MessageFrame {
+        seq,
+        frame: Frame::from(out),
+        message,
+        published_at,
+    }
+}
+
+/// Appends `text` and returns where it went.
+fn span(out: &mut String, text: &str) -> Range<usize> {
+    let start = out.len();
+    out.push_str(text);
+    start..out.len()
 }
 
 /// Appends the decimal digits of `n` without going through the `fmt` machinery.
@@ -112,7 +153,7 @@ mod tests {
     fn hand_encoded_message_frame_matches_serde() {
         let raw = RawValue::from_string(r#"{"data":"Hello","n":[1,2]}"#.to_owned()).unwrap();
         for seq in [0, 1, 9, 10, 152, u64::MAX] {
-            let (bytes, range) =
+            let encoded =
                 encode_message_frame(r#""news""#, seq, raw.get(), "2026-11-27T12:00:00.123Z");
             let expected = serde_json::to_string(&ServerFrame::Message {
                 topic: "news",
@@ -121,8 +162,9 @@ mod tests {
                 published_at: "2026-11-27T12:00:00.123Z",
             })
             .unwrap();
-            assert_eq!(bytes.as_str(), expected);
-            assert_eq!(&bytes[range], raw.get());
+            assert_eq!(encoded.frame.as_str(), expected);
+            assert_eq!(encoded.message(), raw.get());
+            assert_eq!(encoded.published_at(), "2026-11-27T12:00:00.123Z");
         }
     }
 
