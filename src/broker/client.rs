@@ -35,10 +35,6 @@ impl Client {
         &self.outbox
     }
 
-    pub fn broker(&self) -> &Broker {
-        &self.broker
-    }
-
     /// Subscribes to `name`. The ack that `ack` builds is queued first, then the replay, then
     /// live messages. Subscribing again re-sends ack and replay but never doubles delivery.
     pub fn subscribe(

@@ -177,10 +177,6 @@ impl Outbox {
         }
     }
 
-    pub fn is_closing(&self) -> bool {
-        self.closing.borrow().is_some()
-    }
-
     /// Resolves once the connection is closing.
     pub async fn closing(&self) {
         self.wait_closing(|_| true).await;
@@ -308,7 +304,6 @@ mod tests {
         assert_eq!(out.push_message(&frame(60), &topic), Delivery::Queued);
         assert_eq!(out.push_message(&frame(40), &topic), Delivery::Queued);
         assert_eq!(out.push_message(&frame(1), &topic), Delivery::Gone);
-        assert!(out.is_closing());
         assert_eq!(counters.snapshot().slow_consumers_disconnected, 1);
         let mut batch = Vec::new();
         assert_eq!(out.next_batch(&mut batch).await, Err(Close::SLOW_CONSUMER));
