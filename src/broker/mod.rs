@@ -298,10 +298,10 @@ impl Broker {
     }
 
     fn existing_or_new(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
-        if let Ok(topic) = self.existing(name) {
-            return Ok(topic);
+        match self.existing(name) {
+            Err(BrokerError::TopicNotFound(_)) => {}
+            found_or_invalid => return found_or_invalid,
         }
-        validate_topic_name(name)?;
         let mut topics = self.write_topics();
         if let Some(topic) = topics.get(name) {
             return Ok(topic.clone());
