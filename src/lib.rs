@@ -7,8 +7,8 @@
 //!   slow-consumer policy and counters. No HTTP in it.
 //! - [`protocol`]: the wire. REST bodies and WebSocket frames as Rust types (serde + utoipa),
 //!   the client-frame parser and the shared `message` frame encoder.
-//! - [`http`]: the warp layer. Routes and handlers, the WebSocket session, the OpenAPI
-//!   document with Swagger UI, and the JSON form of every error.
+//! - [`http`]: the warp layer. Routes and handlers, the WebSocket handshake and session, the
+//!   OpenAPI document with Swagger UI, and the JSON form of every error.
 //! - [`config`]: flags and environment.
 //! - [`server`]: binding, serving and graceful shutdown, used by `main` and by tests.
 
