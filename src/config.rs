@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 use crate::broker::{BrokerConfig, SlowConsumerPolicy};
-use crate::http::Limits;
+use crate::http::{Limits, Liveness, PublishRate};
 
 /// Room for the envelope around a message in a WebSocket frame or REST body.
 pub const ENVELOPE_BYTES: usize = 4096;
@@ -43,6 +43,58 @@ pub struct Config {
     #[arg(long, env = "PUBSUB_MAX_FRAME_BYTES")]
     pub max_frame_bytes: Option<usize>,
 
+    /// Largest REST request body; a larger one is answered 413 payload_too_large.
+    /// Default: the message limit plus 4 KiB for the envelope.
+    #[arg(long, env = "PUBSUB_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+
+    /// Longest request_id accepted, in bytes; a longer one is a bad_request.
+    #[arg(long, env = "PUBSUB_MAX_REQUEST_ID_BYTES", default_value_t = 128, value_parser = positive)]
+    pub max_request_id_bytes: usize,
+
+    /// Deepest nesting of arrays and objects in a frame or body, the envelope counting as one
+    /// level; deeper is a bad_request. At most 128.
+    #[arg(long, env = "PUBSUB_MAX_JSON_DEPTH", default_value_t = 32,
+          value_parser = clap::value_parser!(u16).range(2..=128))]
+    pub max_json_depth: u16,
+
+    /// Most WebSocket connections open at once; more are refused with 503 too_many_connections.
+    #[arg(long, env = "PUBSUB_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = positive)]
+    pub max_connections: usize,
+
+    /// Most topics one connection may subscribe to; more get a too_many_subscriptions error.
+    #[arg(long, env = "PUBSUB_MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 128,
+          value_parser = positive)]
+    pub max_subscriptions_per_connection: usize,
+
+    /// Most topics at once; creating another is answered 507 too_many_topics.
+    #[arg(long, env = "PUBSUB_MAX_TOPICS", default_value_t = 10_000, value_parser = positive)]
+    pub max_topics: usize,
+
+    /// Publishes per second each WebSocket connection may make (a token bucket); over it, a
+    /// publish gets a rate_limited error and is not published. Unlimited when not set.
+    #[arg(long, env = "PUBSUB_PUBLISH_RATE", value_parser = positive_f64)]
+    pub publish_rate: Option<f64>,
+
+    /// Publishes a connection may make in a burst under --publish-rate. Default: one second's
+    /// worth (at least 1).
+    #[arg(long, env = "PUBSUB_PUBLISH_BURST", value_parser = positive, requires = "publish_rate")]
+    pub publish_burst: Option<usize>,
+
+    /// Seconds between the server's WebSocket pings; 0 sends none.
+    #[arg(long, env = "PUBSUB_PING_INTERVAL", default_value = "25", value_parser = seconds)]
+    pub ping_interval: Duration,
+
+    /// Seconds a client has to answer a ping (with a pong or any frame) before it is closed
+    /// with 1008 "ping timeout" and its subscriptions freed.
+    #[arg(long, env = "PUBSUB_PING_TIMEOUT", default_value = "8", value_parser = positive_seconds)]
+    pub ping_timeout: Duration,
+
+    /// Seconds a client has to send a request's headers, and its body; a stalled one is
+    /// dropped (headers) or answered 408 request_timeout (body).
+    #[arg(long, env = "PUBSUB_REQUEST_TIMEOUT", default_value = "30", value_parser = positive_seconds)]
+    pub request_timeout: Duration,
+
     /// Each connection's outbound queue, in bytes. Must hold at least one largest message.
     #[arg(
         long,
@@ -61,8 +113,18 @@ pub struct Config {
     pub auto_create_topics: bool,
 
     /// Seconds to let connections finish after SIGTERM or Ctrl-C before exiting.
-    #[arg(long, env = "PUBSUB_SHUTDOWN_TIMEOUT", default_value_t = 30)]
-    pub shutdown_timeout: u64,
+    #[arg(long, env = "PUBSUB_SHUTDOWN_TIMEOUT", default_value = "30", value_parser = seconds)]
+    pub shutdown_timeout: Duration,
+
+    /// Log lines as human-readable text or as one JSON object per line.
+    #[arg(long, env = "PUBSUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,15 +143,41 @@ fn positive(s: &str) -> Result<usize, String> {
     }
 }
 
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
+        Ok(_) => Err("must be a number above 0".to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Seconds, fractions allowed ("0.5").
+fn seconds(s: &str) -> Result<Duration, String> {
+    let n: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(n).map_err(|_| "must be a number of seconds, 0 or more".to_owned())
+}
+
+fn positive_seconds(s: &str) -> Result<Duration, String> {
+    match seconds(s)? {
+        Duration::ZERO => Err("must be above 0".to_owned()),
+        d => Ok(d),
+    }
+}
+
 impl Config {
     /// Checks the flags against each other.
     pub fn validate(&self) -> Result<(), String> {
-        let frame = self.limits().max_frame_bytes;
-        if frame < self.max_message_bytes {
-            return Err(format!(
-                "--max-frame-bytes ({frame}) must be at least --max-message-bytes ({})",
-                self.max_message_bytes
-            ));
+        let limits = self.limits();
+        for (flag, value) in [
+            ("--max-frame-bytes", limits.max_frame_bytes),
+            ("--max-body-bytes", limits.max_body_bytes),
+        ] {
+            if value < self.max_message_bytes {
+                return Err(format!(
+                    "{flag} ({value}) must be at least --max-message-bytes ({})",
+                    self.max_message_bytes
+                ));
+            }
         }
         let needed = self.max_message_bytes + ENVELOPE_BYTES;
         if self.subscriber_queue_bytes < needed {
@@ -112,6 +200,9 @@ impl Config {
                 SlowConsumer::Drop => SlowConsumerPolicy::Drop,
             },
             auto_create_topics: self.auto_create_topics,
+            max_topics: self.max_topics,
+            max_connections: self.max_connections,
+            max_subscriptions_per_connection: self.max_subscriptions_per_connection,
         }
     }
 
@@ -119,11 +210,20 @@ impl Config {
         let envelope = self.max_message_bytes + ENVELOPE_BYTES;
         Limits {
             max_frame_bytes: self.max_frame_bytes.unwrap_or(envelope),
-            max_body_bytes: envelope,
+            max_body_bytes: self.max_body_bytes.unwrap_or(envelope),
+            max_request_id_bytes: self.max_request_id_bytes,
+            max_json_depth: usize::from(self.max_json_depth),
+            publish_rate: self.publish_rate.map(|per_second| PublishRate {
+                per_second,
+                burst: self
+                    .publish_burst
+                    .unwrap_or_else(|| per_second.ceil().max(1.0) as usize),
+            }),
+            liveness: (!self.ping_interval.is_zero()).then_some(Liveness {
+                ping_interval: self.ping_interval,
+                ping_timeout: self.ping_timeout,
+            }),
+            request_timeout: self.request_timeout,
         }
-    }
-
-    pub fn shutdown_timeout(&self) -> Duration {
-        Duration::from_secs(self.shutdown_timeout)
     }
 }

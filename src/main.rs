@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use pubsub::broker::Broker;
-use pubsub::config::Config;
+use pubsub::config::{Config, LogFormat};
 use pubsub::server;
 
 #[tokio::main]
@@ -17,11 +17,11 @@ async fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    init_logging(config.log_format);
+    // A panic anywhere (a connection's task, say) is contained by its task; log it like
+    // everything else so it shows up in the structured logs.
+    std::panic::set_hook(Box::new(|panic| tracing::error!(%panic, "panic")));
+    raise_open_file_limit(config.max_connections);
 
     let listener = match TcpListener::bind((config.host, config.port)).await {
         Ok(listener) => listener,
@@ -47,9 +47,44 @@ async fn main() -> ExitCode {
         broker,
         config.limits(),
         server::shutdown_signal(),
-        config.shutdown_timeout(),
+        config.shutdown_timeout,
     )
     .await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+}
+
+/// Each connection is a file descriptor. Raise the soft limit on open files to the hard limit
+/// (as far as the system lets an unprivileged process) and say how many connections fit.
+fn raise_open_file_limit(max_connections: usize) {
+    /// Descriptors kept for the listener, logs and the runtime.
+    const RESERVED: u64 = 64;
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!("cannot read or raise the open-file limit: {e}");
+            return;
+        }
+    };
+    let capacity = limit.saturating_sub(RESERVED);
+    tracing::info!(
+        open_file_limit = limit,
+        max_connections,
+        "room for about {capacity} connections"
+    );
+    if capacity < max_connections as u64 {
+        tracing::warn!(
+            "--max-connections ({max_connections}) exceeds what the open-file limit ({limit}) \
+             allows; raise the hard limit (ulimit -Hn, or LimitNOFILE= in systemd)"
+        );
+    }
 }

@@ -4,13 +4,19 @@
 use std::future::Future;
 use std::time::Duration;
 
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 use crate::broker::{Broker, Close};
 use crate::http::{Limits, app};
 
 /// Serves until `shutdown` resolves, then shuts down gracefully within `grace`.
+///
+/// The accept loop is ours rather than `warp::serve`'s so that hyper gets a timer: without one,
+/// a client that opens a connection and never finishes its request headers holds it forever.
 pub async fn serve(
     listener: TcpListener,
     broker: Broker,
@@ -18,22 +24,40 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = warp::serve(app(broker.clone(), limits))
-        .incoming(listener)
-        .graceful(async move {
-            let _ = stopped.await;
+    let service = warp::service(app(broker.clone(), limits));
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.request_timeout);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(service.clone());
+        let connection = http
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("HTTP connection ended with an error: {e}");
+            }
         });
-    let mut running = tokio::spawn(server.run());
-    tokio::select! {
-        _ = shutdown => {}
-        _ = &mut running => return,
     }
+    drop(listener);
     tracing::info!("shutting down: closing connections");
-    let _ = stop.send(());
     broker.close_all(Close::GOING_AWAY);
     let drained = tokio::time::timeout(grace, async {
-        let _ = running.await;
+        graceful.shutdown().await;
         while broker.connections() > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -45,6 +69,18 @@ pub async fn serve(
             "shutdown timeout reached with connections still open"
         );
     }
+}
+
+/// An accept that failed. Running out of file descriptors (EMFILE/ENFILE) would fail again at
+/// once, so wait a little for connections to close; a connection reset before it was accepted
+/// is nothing to wait for.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset};
+    if matches!(e.kind(), ConnectionAborted | ConnectionReset) {
+        return;
+    }
+    tracing::error!("cannot accept a connection: {e}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

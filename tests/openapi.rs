@@ -176,7 +176,7 @@ fn every_error_the_issue_names_is_documented() {
     let statuses = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
     assert_eq!(
         documented("POST", "/topics"),
-        statuses(&["201", "400", "409", "413", "415"])
+        statuses(&["201", "400", "408", "409", "413", "415", "507"])
     );
     assert_eq!(
         documented("DELETE", "/topics/{name}"),
@@ -188,7 +188,7 @@ fn every_error_the_issue_names_is_documented() {
     );
     assert_eq!(
         documented("POST", "/topics/{name}/messages"),
-        statuses(&["201", "400", "404", "413", "415"])
+        statuses(&["201", "400", "404", "408", "413", "415", "507"])
     );
     assert_eq!(
         documented("GET", "/topics/{name}/messages"),

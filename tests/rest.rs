@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{HttpResponse, TestServer};
+use pubsub::protocol::ErrorCode;
 use serde_json::{Value, json};
 
 /// Names that break the rules, as sent in a JSON body.
@@ -1172,20 +1173,32 @@ async fn stats_of_a_fresh_server_has_every_field() {
         BTreeSet::from([
             "topics",
             "connections",
+            "subscriptions",
+            "messages_published",
             "messages_delivered",
             "messages_dropped",
             "slow_consumers_disconnected",
+            "dead_connections_closed",
+            "errors",
             "uptime_seconds",
         ])
     );
     assert_eq!(stats["topics"], json!({}));
     for counter in [
         "connections",
+        "subscriptions",
+        "messages_published",
         "messages_delivered",
         "messages_dropped",
         "slow_consumers_disconnected",
+        "dead_connections_closed",
     ] {
         assert_eq!(stats[counter], 0, "{counter}");
+    }
+    let errors = stats["errors"].as_object().expect("errors is an object");
+    assert_eq!(errors.len(), ErrorCode::ALL.len());
+    for code in ErrorCode::ALL {
+        assert_eq!(errors[code.as_str()], 0, "{}", code.as_str());
     }
     assert!(stats["uptime_seconds"].is_u64(), "{stats}");
 }

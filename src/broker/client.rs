@@ -30,6 +30,10 @@ impl Client {
         self.id
     }
 
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
     /// Where everything for this client is queued.
     pub fn outbox(&self) -> &Arc<Outbox> {
         &self.outbox
@@ -43,6 +47,15 @@ impl Client {
         replay: &Replay<'_>,
         ack: impl FnOnce(&Subscribed<'_>) -> Frame,
     ) -> Result<(), BrokerError> {
+        let max = self.broker.config().max_subscriptions_per_connection;
+        if self.topics.len() >= max && !self.topics.contains_key(name) {
+            // Deleted topics dropped this client already; they no longer count.
+            self.topics.retain(|_, topic| !topic.is_deleted());
+            if self.topics.len() >= max {
+                validate_topic_name(name)?;
+                return Err(BrokerError::TooManySubscriptions { max });
+            }
+        }
         let (id, outbox) = (self.id, &self.outbox);
         // A retry (topic deleted and auto-created again) happens before the ack is built.
         let mut ack = Some(ack);

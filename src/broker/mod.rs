@@ -45,6 +45,12 @@ pub struct BrokerConfig {
     pub slow_consumer: SlowConsumerPolicy,
     /// Subscribing or publishing to a missing topic creates it instead of failing.
     pub auto_create_topics: bool,
+    /// The most topics that may exist at once.
+    pub max_topics: usize,
+    /// The most client connections open at once.
+    pub max_connections: usize,
+    /// The most topics one connection may be subscribed to.
+    pub max_subscriptions_per_connection: usize,
 }
 
 impl Default for BrokerConfig {
@@ -55,6 +61,9 @@ impl Default for BrokerConfig {
             queue_bytes: 1024 * 1024,
             slow_consumer: SlowConsumerPolicy::Disconnect,
             auto_create_topics: false,
+            max_topics: 10_000,
+            max_connections: 10_000,
+            max_subscriptions_per_connection: 128,
         }
     }
 }
@@ -66,6 +75,9 @@ pub enum BrokerError {
     TopicNotFound(String),
     TopicExists(String),
     MessageTooLarge { size: usize, max: usize },
+    TooManyTopics { max: usize },
+    TooManyConnections { max: usize },
+    TooManySubscriptions { max: usize },
 }
 
 impl BrokerError {
@@ -75,6 +87,9 @@ impl BrokerError {
             BrokerError::TopicNotFound(_) => ErrorCode::TopicNotFound,
             BrokerError::TopicExists(_) => ErrorCode::TopicExists,
             BrokerError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
+            BrokerError::TooManyTopics { .. } => ErrorCode::TooManyTopics,
+            BrokerError::TooManyConnections { .. } => ErrorCode::TooManyConnections,
+            BrokerError::TooManySubscriptions { .. } => ErrorCode::TooManySubscriptions,
         }
     }
 }
@@ -88,6 +103,22 @@ impl fmt::Display for BrokerError {
             BrokerError::MessageTooLarge { size, max } => {
                 write!(f, "message is {size} bytes; the limit is {max} bytes")
             }
+            BrokerError::TooManyTopics { max } => {
+                write!(
+                    f,
+                    "the server holds its limit of {max} topics; delete one first"
+                )
+            }
+            BrokerError::TooManyConnections { max } => {
+                write!(
+                    f,
+                    "the server holds its limit of {max} connections; try again later"
+                )
+            }
+            BrokerError::TooManySubscriptions { max } => write!(
+                f,
+                "this connection holds its limit of {max} subscriptions; unsubscribe from one first"
+            ),
         }
     }
 }
@@ -100,6 +131,8 @@ pub struct BrokerStats {
     /// Every topic, sorted by name.
     pub topics: Vec<TopicInfo>,
     pub connections: u64,
+    /// Subscriptions across all topics.
+    pub subscriptions: u64,
     pub counters: CounterSnapshot,
     pub uptime_seconds: u64,
 }
@@ -167,6 +200,7 @@ impl Broker {
         if topics.contains_key(name) {
             return Err(BrokerError::TopicExists(name.to_owned()));
         }
+        self.check_room_for_topic(&topics)?;
         let topic = self.new_topic(name);
         let info = topic.info();
         topics.insert(topic.name().clone(), topic);
@@ -207,7 +241,9 @@ impl Broker {
                 max,
             });
         }
-        self.with_topic(name, |topic| topic.publish(message))
+        let seq = self.with_topic(name, |topic| topic.publish(message))?;
+        self.shared.counters.published();
+        Ok(seq)
     }
 
     /// History with seq above `since`, oldest first, at most `limit` messages.
@@ -222,8 +258,10 @@ impl Broker {
     }
 
     pub fn stats(&self) -> BrokerStats {
+        let topics = self.topics();
         BrokerStats {
-            topics: self.topics(),
+            subscriptions: topics.iter().map(|t| t.subscribers as u64).sum(),
+            topics,
             connections: self.connections(),
             counters: self.shared.counters.snapshot(),
             uptime_seconds: self.uptime_seconds(),
@@ -239,20 +277,40 @@ impl Broker {
         lock(&self.shared.clients).len() as u64
     }
 
-    /// Registers a new client connection. Dropping the [`Client`] unsubscribes it everywhere.
-    pub fn connect(&self) -> Client {
-        let id = self.shared.next_client.fetch_add(1, Relaxed);
+    /// Registers a new client connection, unless `max_connections` are open already.
+    /// Dropping the [`Client`] unsubscribes it everywhere and frees its place.
+    pub fn connect(&self) -> Result<Client, BrokerError> {
         let config = &self.shared.config;
         let outbox = Arc::new(Outbox::new(
             config.queue_bytes,
             config.slow_consumer,
             self.shared.counters.clone(),
         ));
-        lock(&self.shared.clients).insert(id, outbox.clone());
+        let id = {
+            let mut clients = lock(&self.shared.clients);
+            if clients.len() >= config.max_connections {
+                return Err(BrokerError::TooManyConnections {
+                    max: config.max_connections,
+                });
+            }
+            let id = self.shared.next_client.fetch_add(1, Relaxed);
+            clients.insert(id, outbox.clone());
+            id
+        };
         if let Some(close) = *lock(&self.shared.closing_all) {
             outbox.close(close);
         }
-        Client::new(id, self.clone(), outbox)
+        Ok(Client::new(id, self.clone(), outbox))
+    }
+
+    /// Counts an error answered to a client, for `/stats` and metrics.
+    pub fn record_error(&self, code: ErrorCode) {
+        self.shared.counters.error(code);
+    }
+
+    /// Counts a connection closed for not answering pings.
+    pub fn record_dead_connection(&self) {
+        self.shared.counters.dead_connection_closed();
     }
 
     /// Asks every connected client to close with `close`.
@@ -306,10 +364,22 @@ impl Broker {
         if let Some(topic) = topics.get(name) {
             return Ok(topic.clone());
         }
+        self.check_room_for_topic(&topics)?;
         let topic = self.new_topic(name);
         topics.insert(topic.name().clone(), topic.clone());
         tracing::info!(topic = name, "topic created on first use");
         Ok(topic)
+    }
+
+    fn check_room_for_topic(
+        &self,
+        topics: &HashMap<Arc<str>, Arc<Topic>>,
+    ) -> Result<(), BrokerError> {
+        let max = self.shared.config.max_topics;
+        if topics.len() >= max {
+            return Err(BrokerError::TooManyTopics { max });
+        }
+        Ok(())
     }
 
     fn new_topic(&self, name: &str) -> Arc<Topic> {

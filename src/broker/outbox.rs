@@ -13,6 +13,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
@@ -36,6 +37,8 @@ pub struct Close {
     pub reason: &'static str,
     /// Throw away what is still queued instead of writing it first.
     pub discard: bool,
+    /// How long the writer may take to deliver the close frame before dropping the socket.
+    pub linger: Duration,
 }
 
 impl Close {
@@ -43,23 +46,37 @@ impl Close {
         code: close::POLICY_VIOLATION,
         reason: "slow consumer",
         discard: true,
+        linger: Close::LINGER,
+    };
+    /// The client did not answer a ping in time: the peer is probably gone, so the close frame
+    /// gets only a moment.
+    pub const PING_TIMEOUT: Close = Close {
+        code: close::POLICY_VIOLATION,
+        reason: "ping timeout",
+        discard: true,
+        linger: Duration::from_secs(1),
     };
     pub const GOING_AWAY: Close = Close {
         code: close::GOING_AWAY,
         reason: "server shutting down",
         discard: false,
+        linger: Close::LINGER,
     };
     pub const NORMAL: Close = Close {
         code: close::NORMAL,
         reason: "",
         discard: false,
+        linger: Close::LINGER,
     };
     /// The socket failed: nothing more can be written, not even a close frame.
     pub const LOST: Close = Close {
         code: close::ABNORMAL,
         reason: "connection lost",
         discard: true,
+        linger: Duration::ZERO,
     };
+    /// How long a client that is still reading gets to take its close frame.
+    pub const LINGER: Duration = Duration::from_secs(30);
 }
 
 /// One frame waiting to be written.
@@ -68,8 +85,21 @@ pub struct OutFrame {
     pub frame: Frame,
     /// A delivered `message` frame (counted in `messages_delivered` once written).
     pub is_message: bool,
+    /// A WebSocket ping (the frame is empty), sent to check the client is still there.
+    pub is_ping: bool,
     /// A live message, counted against the limit the slow-consumer policy enforces.
     live: bool,
+}
+
+impl OutFrame {
+    fn text(frame: Frame, is_message: bool, live: bool) -> Self {
+        OutFrame {
+            frame,
+            is_message,
+            is_ping: false,
+            live,
+        }
+    }
 }
 
 /// The outcome of offering a delivered message to a subscriber.
@@ -155,7 +185,7 @@ impl Outbox {
         }
         // The gap notice goes ahead of the first message after the gap.
         self.flush_lagged_locked(&mut st);
-        self.enqueue_locked(&mut st, frame.clone(), true, true);
+        self.enqueue_locked(&mut st, OutFrame::text(frame.clone(), true, true));
         Delivery::Queued
     }
 
@@ -165,7 +195,22 @@ impl Outbox {
     pub fn push(&self, frame: Frame, is_message: bool) {
         let mut st = lock(&self.state);
         if st.close.is_none() {
-            self.enqueue_locked(&mut st, frame, is_message, false);
+            self.enqueue_locked(&mut st, OutFrame::text(frame, is_message, false));
+        }
+    }
+
+    /// Queues a WebSocket ping ahead of everything else, so a client that reads steadily
+    /// answers it in time however much is queued.
+    pub fn push_ping(&self) {
+        let mut st = lock(&self.state);
+        if st.close.is_none() {
+            st.frames.push_front(OutFrame {
+                frame: Frame::default(),
+                is_message: false,
+                is_ping: true,
+                live: false,
+            });
+            self.ready.notify_one();
         }
     }
 
@@ -175,6 +220,11 @@ impl Outbox {
         if st.close.is_none() {
             self.close_locked(&mut st, close);
         }
+    }
+
+    /// Why the connection is closing, once it is.
+    pub fn close_reason(&self) -> &'static str {
+        lock(&self.state).close.map_or("", |c| c.reason)
     }
 
     /// Resolves once the connection is closing.
@@ -245,16 +295,12 @@ impl Outbox {
         }
     }
 
-    fn enqueue_locked(&self, st: &mut State, frame: Frame, is_message: bool, live: bool) {
-        st.bytes += frame.len();
-        if live {
-            st.live_bytes += frame.len();
+    fn enqueue_locked(&self, st: &mut State, frame: OutFrame) {
+        st.bytes += frame.frame.len();
+        if frame.live {
+            st.live_bytes += frame.frame.len();
         }
-        st.frames.push_back(OutFrame {
-            frame,
-            is_message,
-            live,
-        });
+        st.frames.push_back(frame);
         if st.frames.len() == 1 {
             self.ready.notify_one();
         }
@@ -266,7 +312,7 @@ impl Outbox {
                 topic: &topic,
                 dropped,
             });
-            self.enqueue_locked(st, notice, false, false);
+            self.enqueue_locked(st, OutFrame::text(notice, false, false));
         }
     }
 

@@ -111,7 +111,7 @@ async fn subscribe_queues_ack_then_replay_then_live() {
     for i in 1..=4 {
         b.publish("t", &i.to_string()).unwrap();
     }
-    let mut c = b.connect();
+    let mut c = b.connect().expect("room for a connection");
     c.subscribe("t", &Replay::Last(2), ack).unwrap();
     b.publish("t", "5").unwrap();
     let frames = drain(&c).await;
@@ -127,7 +127,7 @@ async fn subscribe_queues_ack_then_replay_then_live() {
 async fn resubscribing_does_not_register_twice() {
     let b = broker(10);
     b.create_topic("t").unwrap();
-    let mut c = b.connect();
+    let mut c = b.connect().expect("room for a connection");
     c.subscribe("t", &Replay::None, ack).unwrap();
     c.subscribe("t", &Replay::None, ack).unwrap();
     assert_eq!(b.topic("t").unwrap().subscribers, 1);
@@ -157,7 +157,7 @@ async fn resume_positions() {
         (4, Some("other"), 3, false),
     ];
     for (since, e, replayed, recovered) in cases {
-        let mut c = b.connect();
+        let mut c = b.connect().expect("room for a connection");
         let replay = Replay::After {
             seq: since,
             epoch: e.map(Into::into),
@@ -177,7 +177,7 @@ async fn resume_positions() {
 async fn deleting_a_topic_notifies_and_forgets_its_subscribers() {
     let b = broker(10);
     b.create_topic("t").unwrap();
-    let mut c = b.connect();
+    let mut c = b.connect().expect("room for a connection");
     c.subscribe("t", &Replay::None, ack).unwrap();
     drain(&c).await;
     b.delete_topic("t").unwrap();
@@ -196,7 +196,7 @@ fn dropping_a_client_unsubscribes_it_everywhere() {
     let b = broker(10);
     b.create_topic("a").unwrap();
     b.create_topic("b").unwrap();
-    let mut c = b.connect();
+    let mut c = b.connect().expect("room for a connection");
     c.subscribe("a", &Replay::None, ack).unwrap();
     c.subscribe("b", &Replay::None, ack).unwrap();
     assert_eq!(b.connections(), 1);
@@ -212,7 +212,7 @@ fn auto_creation_applies_to_subscribe_and_publish() {
         ..BrokerConfig::default()
     });
     assert_eq!(b.publish("p", "1"), Ok(1));
-    let mut c = b.connect();
+    let mut c = b.connect().expect("room for a connection");
     c.subscribe("s", &Replay::None, ack).unwrap();
     assert_eq!(b.topics().len(), 2);
     assert!(matches!(
@@ -224,9 +224,9 @@ fn auto_creation_applies_to_subscribe_and_publish() {
 #[tokio::test]
 async fn close_all_closes_current_and_later_clients() {
     let b = broker(10);
-    let early = b.connect();
+    let early = b.connect().expect("room for a connection");
     b.close_all(Close::GOING_AWAY);
-    let late = b.connect();
+    let late = b.connect().expect("room for a connection");
     for c in [&early, &late] {
         let mut batch = Vec::new();
         assert_eq!(

@@ -164,6 +164,10 @@ impl Topic {
         }
     }
 
+    pub fn is_deleted(&self) -> bool {
+        lock(&self.state).deleted
+    }
+
     pub fn unsubscribe(&self, client: u64) {
         lock(&self.state).subscribers.retain(|s| s.client != client);
     }

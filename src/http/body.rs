@@ -6,27 +6,42 @@ use serde::de::DeserializeOwned;
 use warp::Filter;
 use warp::http::HeaderMap;
 
+use super::Limits;
 use super::error::ApiError;
-use crate::protocol::{ErrorCode, looks_like_object};
+use crate::protocol::{ErrorCode, exceeds_depth, looks_like_object};
 
 /// Extracts the JSON body as `T`, or the error to answer with. Never rejects, so a bad body is
 /// answered by the route it was sent to (and not turned into a 405 by a sibling route).
-/// A missing Content-Type is read as JSON; chunked bodies are accepted and held to `limit` too.
+/// A missing Content-Type is read as JSON; chunked bodies are accepted and held to the size
+/// limit too. A body that does not arrive within the request timeout is a 408.
 pub fn json<T: DeserializeOwned + Send>(
-    limit: usize,
+    limits: Limits,
 ) -> impl Filter<Extract = (Result<T, ApiError>,), Error = warp::Rejection> + Clone {
     warp::header::headers_cloned()
         .and(warp::body::stream())
-        .then(move |headers: HeaderMap, body| async move { read(&headers, body, limit).await })
+        .then(move |headers: HeaderMap, body| async move {
+            let read = read(&headers, body, limits);
+            match tokio::time::timeout(limits.request_timeout, read).await {
+                Ok(result) => result,
+                Err(_) => Err(ApiError::new(
+                    ErrorCode::RequestTimeout,
+                    format!(
+                        "the request body did not arrive within {} s",
+                        limits.request_timeout.as_secs_f64()
+                    ),
+                )),
+            }
+        })
 }
 
-async fn read<T, S, B>(headers: &HeaderMap, body: S, limit: usize) -> Result<T, ApiError>
+async fn read<T, S, B>(headers: &HeaderMap, body: S, limits: Limits) -> Result<T, ApiError>
 where
     T: DeserializeOwned,
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
     check_content_type(headers)?;
+    let limit = limits.max_body_bytes;
     let too_large = || {
         ApiError::new(
             ErrorCode::PayloadTooLarge,
@@ -59,6 +74,12 @@ where
         return Err(ApiError::bad_request(
             "invalid JSON body: expected a JSON object",
         ));
+    }
+    if exceeds_depth(&buf, limits.max_json_depth) {
+        return Err(ApiError::bad_request(format!(
+            "invalid JSON body: nesting is deeper than {} levels",
+            limits.max_json_depth
+        )));
     }
     serde_json::from_slice(&buf)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))

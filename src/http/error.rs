@@ -39,6 +39,12 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
+        ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        ErrorCode::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
+        // Only ever sent over WebSocket; 409 says "not in this state" should one reach REST.
+        ErrorCode::TooManySubscriptions => StatusCode::CONFLICT,
+        ErrorCode::TooManyTopics => StatusCode::INSUFFICIENT_STORAGE,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -51,9 +57,13 @@ impl From<BrokerError> for ApiError {
 
 impl Reply for ApiError {
     fn into_response(self) -> Response {
-        let status = status_of(self.code);
-        let body = ErrorResponse::new(self.code, self.message);
-        warp::reply::with_status(warp::reply::json(&body), status).into_response()
+        let (code, status) = (self.code, status_of(self.code));
+        let body = ErrorResponse::new(code, self.message);
+        let mut response =
+            warp::reply::with_status(warp::reply::json(&body), status).into_response();
+        // Lets the app count every error answered in one place (see `http::app`).
+        response.extensions_mut().insert(code);
+        response
     }
 }
 

@@ -8,25 +8,54 @@ mod body;
 pub mod docs;
 mod error;
 mod ops;
+mod rate_limit;
 mod topics;
 mod upgrade;
 mod ws;
 
 use std::convert::Infallible;
+use std::time::Duration;
 
+use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use crate::broker::Broker;
+use crate::protocol::ErrorCode;
 
 pub use error::ApiError;
 
-/// Sizes the HTTP layer enforces.
+/// What the HTTP layer enforces on clients: sizes, rates and timeouts.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// The largest WebSocket frame (and message) a client may send.
     pub max_frame_bytes: usize,
     /// The largest REST request body.
     pub max_body_bytes: usize,
+    /// The longest `request_id` a WebSocket frame may carry.
+    pub max_request_id_bytes: usize,
+    /// The deepest nesting of arrays and objects in a frame or body.
+    pub max_json_depth: usize,
+    /// Each WebSocket connection's publish budget; unlimited when `None`.
+    pub publish_rate: Option<PublishRate>,
+    /// Pinging WebSocket clients to find dead ones; off when `None`.
+    pub liveness: Option<Liveness>,
+    /// How long a client may take to send a request's headers, and then its body.
+    pub request_timeout: Duration,
+}
+
+/// A token bucket: `burst` publishes at once, refilled at `per_second`.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishRate {
+    pub per_second: f64,
+    pub burst: usize,
+}
+
+/// Ping every `ping_interval`; a client that sends nothing for `ping_timeout` after a ping is
+/// closed.
+#[derive(Debug, Clone, Copy)]
+pub struct Liveness {
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
 }
 
 /// What every handler gets: the broker handle and the limits. Cheap to clone.
@@ -46,7 +75,10 @@ pub fn app(
     broker: Broker,
     limits: Limits,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
-    let state = AppState { broker, limits };
+    let state = AppState {
+        broker: broker.clone(),
+        limits,
+    };
     topics::routes(state.clone())
         .or(ops::routes(state.clone()))
         .unify()
@@ -55,5 +87,12 @@ pub fn app(
         .or(docs::routes())
         .unify()
         .recover(error::recover)
+        .unify()
+        .map(move |response: Response| {
+            if let Some(code) = response.extensions().get::<ErrorCode>() {
+                broker.record_error(*code);
+            }
+            response
+        })
         .with(warp::log("pubsub::http"))
 }

@@ -5,7 +5,7 @@ use warp::{Filter, filters::BoxedFilter};
 
 use super::error::method_not_allowed;
 use super::{AppState, with_state};
-use crate::protocol::{Health, Stats, TopicStats};
+use crate::protocol::{ErrorCode, Health, Stats, TopicStats};
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let get_only = || warp::any().map(|| method_not_allowed("GET"));
@@ -60,9 +60,16 @@ pub fn stats(state: AppState) -> Response {
             })
             .collect(),
         connections: stats.connections,
+        subscriptions: stats.subscriptions,
+        messages_published: stats.counters.messages_published,
         messages_delivered: stats.counters.messages_delivered,
         messages_dropped: stats.counters.messages_dropped,
         slow_consumers_disconnected: stats.counters.slow_consumers_disconnected,
+        dead_connections_closed: stats.counters.dead_connections_closed,
+        errors: ErrorCode::ALL
+            .iter()
+            .map(|&code| (code.as_str().to_owned(), stats.counters.errors(code)))
+            .collect(),
         uptime_seconds: stats.uptime_seconds,
     })
     .into_response()

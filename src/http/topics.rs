@@ -16,13 +16,13 @@ use crate::protocol::{
 };
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let body_limit = state.limits.max_body_bytes;
+    let limits = state.limits;
     let state = with_state(state);
 
     let collection = warp::path!("topics");
     let create = collection
         .and(warp::post())
-        .and(body::json(body_limit))
+        .and(body::json(limits))
         .and(state.clone())
         .map(create_topic);
     let list = collection
@@ -39,7 +39,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let messages = warp::path!("topics" / TopicParam / "messages").map(TopicParam::into_name);
     let publish = messages
         .and(warp::post())
-        .and(body::json(body_limit))
+        .and(body::json(limits))
         .and(state.clone())
         .map(publish_message);
     let read = messages
@@ -104,9 +104,11 @@ fn topic_body(info: &TopicInfo) -> Topic {
     responses(
         (status = 201, description = "The topic was created", body = Topic),
         (status = 400, description = "`invalid_topic` or `bad_request`", body = ErrorResponse),
+        (status = 408, description = "`request_timeout`: the body did not arrive in time", body = ErrorResponse),
         (status = 409, description = "`topic_exists`", body = ErrorResponse),
         (status = 413, description = "`payload_too_large`", body = ErrorResponse),
         (status = 415, description = "`unsupported_media_type`", body = ErrorResponse),
+        (status = 507, description = "`too_many_topics`: the server holds `--max-topics` already", body = ErrorResponse),
     )
 )]
 pub fn create_topic(body: Result<CreateTopicRequest, ApiError>, state: AppState) -> Response {
@@ -173,8 +175,10 @@ pub fn delete_topic(name: String, state: AppState) -> Response {
         (status = 201, description = "Published", body = Published),
         (status = 400, description = "`invalid_topic` or `bad_request`", body = ErrorResponse),
         (status = 404, description = "`topic_not_found` (unless topics are auto-created)", body = ErrorResponse),
+        (status = 408, description = "`request_timeout`: the body did not arrive in time", body = ErrorResponse),
         (status = 413, description = "`message_too_large` or `payload_too_large`", body = ErrorResponse),
         (status = 415, description = "`unsupported_media_type`", body = ErrorResponse),
+        (status = 507, description = "`too_many_topics` (when auto-creating the topic)", body = ErrorResponse),
     )
 )]
 pub fn publish_message(

@@ -1,11 +1,12 @@
 //! One WebSocket session: a reader loop that turns client frames into broker calls, and a
 //! writer task that drains the connection's outbox to the socket in batches.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
@@ -14,16 +15,14 @@ use warp::reply::Response;
 use warp::{Filter, filters::BoxedFilter};
 
 use super::error::{ApiError, method_not_allowed};
+use super::rate_limit::TokenBucket;
 use super::upgrade::{Handshake, Socket, handshake, refuse};
-use super::{AppState, Limits, with_state};
-use crate::broker::{BrokerError, Client, Close, OutFrame, Outbox};
+use super::{AppState, Limits, Liveness, PublishRate, with_state};
+use crate::broker::{Client, Close, OutFrame, Outbox};
 use crate::protocol::{
     ClientFrame, Command, ErrorBody, ErrorCode, ServerFrame, close, encode_server_frame,
-    parse_client_frame,
+    exceeds_depth, parse_client_frame,
 };
-
-/// How long a closing connection may take to accept its close frame before it is dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Each connection starts with a read buffer this small; it grows only for larger frames.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
@@ -45,9 +44,12 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 fn upgrade(handshake: Result<Handshake, ApiError>, state: AppState) -> Response {
-    match handshake {
-        Ok(handshake) => handshake.accept(socket_config(state.limits), move |socket| {
-            serve(socket, state)
+    // Take a place among the connections before answering 101, so a full server refuses
+    // with a JSON 503 instead of accepting and closing.
+    let client = handshake.and_then(|h| Ok((h, state.broker.connect()?)));
+    match client {
+        Ok((handshake, client)) => handshake.accept(socket_config(state.limits), move |socket| {
+            serve(socket, client, state.limits)
         }),
         Err(refusal) => refuse(refusal),
     }
@@ -57,7 +59,7 @@ fn upgrade(handshake: Result<Handshake, ApiError>, state: AppState) -> Response 
 fn socket_config(limits: Limits) -> WebSocketConfig {
     // The write buffer may grow past its flush threshold by the largest frame the server sends
     // (a message and its envelope) before a write must wait.
-    let write_cap = WRITE_BUFFER_BYTES + 2 * limits.max_body_bytes;
+    let write_cap = WRITE_BUFFER_BYTES + 2 * limits.max_body_bytes.max(limits.max_frame_bytes);
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
@@ -66,44 +68,261 @@ fn socket_config(limits: Limits) -> WebSocketConfig {
         .max_frame_size(Some(limits.max_frame_bytes))
 }
 
-/// Runs one connection until the client leaves, the server shuts down or the policy closes it.
-async fn serve(socket: Socket, state: AppState) {
-    let mut client = state.broker.connect();
+/// Runs one connection until the client leaves, the server shuts down or a policy closes it.
+/// A panic in the session is caught here: `client` is dropped while unwinding, which frees its
+/// subscriptions and its place, and the server carries on.
+async fn serve(socket: Socket, client: Client, limits: Limits) {
+    let id = client.id();
+    let opened = Instant::now();
+    tracing::info!(client = id, "connection opened");
+    let (sink, stream) = socket.split();
     let outbox = client.outbox().clone();
-    tracing::debug!(client = client.id(), "connection opened");
-    let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write(sink, outbox.clone()));
-    loop {
-        // Stop taking requests while replies are piling up unread.
-        tokio::select! {
-            _ = outbox.room() => {}
-            _ = outbox.closing() => break,
+    let session = Session {
+        bucket: limits.publish_rate.map(TokenBucket::new),
+        client,
+        limits,
+    };
+    let ended = AssertUnwindSafe(session.run(stream)).catch_unwind().await;
+    let reason = match ended {
+        Ok(reason) => reason,
+        Err(panic) => {
+            tracing::error!(
+                client = id,
+                panic = panic_message(&*panic),
+                "connection task panicked; connection closed and cleaned up"
+            );
+            outbox.close(Close::LOST);
+            "server error"
         }
-        let next = tokio::select! {
-            next = stream.next() => next,
-            _ = outbox.closing() => break,
-        };
-        match next {
-            Some(Ok(Message::Text(text))) => handle_text(&mut client, &text),
-            Some(Ok(Message::Binary(_))) => reply_error(
-                &client,
-                None,
-                ErrorCode::BadRequest,
-                "binary frames are not supported: send JSON text frames",
-            ),
-            Some(Ok(Message::Close(_))) | None => break,
-            Some(Ok(_)) => {} // ping and pong: tungstenite answers pings itself
-            Some(Err(e)) => {
-                outbox.close(close_for(&e));
-                break;
+    };
+    if writer.await.is_err() {
+        tracing::error!(client = id, "connection writer panicked");
+    }
+    let seconds = opened.elapsed().as_secs_f64();
+    tracing::info!(client = id, reason, seconds, "connection closed");
+}
+
+/// The text of a panic's payload, when it has one.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+/// The reader's side of a connection.
+struct Session {
+    client: Client,
+    limits: Limits,
+    bucket: Option<TokenBucket>,
+}
+
+impl Session {
+    /// Reads client frames until the connection ends; returns why it ended.
+    async fn run(mut self, mut stream: SplitStream<Socket>) -> &'static str {
+        let outbox = self.client.outbox().clone();
+        let mut pinger = self.limits.liveness.map(Pinger::new);
+        let reason = loop {
+            let tick = async {
+                match &pinger {
+                    Some(p) => tokio::time::sleep_until(p.deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            // Stop taking requests while replies are piling up unread.
+            let next = async {
+                outbox.room().await;
+                stream.next().await
+            };
+            let next = tokio::select! {
+                next = next => next,
+                _ = outbox.closing() => break outbox.close_reason(),
+                _ = tick => {
+                    if let Some(p) = &mut pinger
+                        && !p.tick(&outbox)
+                    {
+                        self.client.broker().record_dead_connection();
+                        outbox.close(Close::PING_TIMEOUT);
+                        break Close::PING_TIMEOUT.reason;
+                    }
+                    continue;
+                }
+            };
+            if let (Some(p), Some(Ok(_))) = (&mut pinger, &next) {
+                p.heard = true;
             }
+            match next {
+                Some(Ok(Message::Text(text))) => self.handle_text(&text),
+                Some(Ok(Message::Binary(_))) => self.reply_error(
+                    None,
+                    ErrorCode::BadRequest,
+                    "binary frames are not supported: send JSON text frames",
+                ),
+                Some(Ok(Message::Close(_))) | None => break "client closed",
+                Some(Ok(_)) => {} // ping and pong: tungstenite answers pings itself
+                Some(Err(e)) => {
+                    let close = close_for(&e);
+                    outbox.close(close);
+                    break close.reason;
+                }
+            }
+        };
+        // Free the subscriptions now; the writer may still need time to deliver the close frame.
+        self.client.unsubscribe_all();
+        outbox.close(Close::NORMAL);
+        reason
+    }
+
+    fn handle_text(&mut self, text: &str) {
+        if exceeds_depth(text.as_bytes(), self.limits.max_json_depth) {
+            let message = format!(
+                "JSON nesting is deeper than {} levels",
+                self.limits.max_json_depth
+            );
+            return self.reply_error(None, ErrorCode::BadRequest, &message);
+        }
+        match parse_client_frame(text) {
+            Ok(frame) => self.handle_frame(frame),
+            Err(e) => self.reply_error(
+                e.request_id.as_deref().filter(|id| self.fits(id)),
+                ErrorCode::BadRequest,
+                &e.message,
+            ),
         }
     }
-    // Free the subscriptions now; the writer may still need time to deliver the close frame.
-    client.unsubscribe_all();
-    outbox.close(Close::NORMAL);
-    let _ = writer.await;
-    tracing::debug!(client = client.id(), "connection closed");
+
+    /// Whether a request_id is short enough to be accepted (and echoed).
+    fn fits(&self, request_id: &str) -> bool {
+        request_id.len() <= self.limits.max_request_id_bytes
+    }
+
+    fn handle_frame(&mut self, frame: ClientFrame<'_>) {
+        let request_id = frame.request_id.as_deref();
+        if let Some(id) = request_id.filter(|id| !self.fits(id)) {
+            let message = format!(
+                "request_id is {} bytes; the limit is {}",
+                id.len(),
+                self.limits.max_request_id_bytes
+            );
+            return self.reply_error(None, ErrorCode::BadRequest, &message);
+        }
+        #[cfg(feature = "fault-injection")]
+        if request_id == Some(FAULT_PANIC) {
+            panic!("fault injection: the client asked this connection to panic");
+        }
+        let client = &mut self.client;
+        let result = match frame.command {
+            Command::Subscribe { topic, replay } => client.subscribe(&topic, &replay, |s| {
+                encode_server_frame(&ServerFrame::Subscribed {
+                    topic: s.topic,
+                    epoch: s.epoch,
+                    replayed: s.replayed,
+                    last_seq: s.last_seq,
+                    recovered: s.recovered,
+                    request_id,
+                })
+            }),
+            Command::Unsubscribe { topic } => client.unsubscribe(&topic).map(|()| {
+                reply(
+                    client,
+                    &ServerFrame::Unsubscribed {
+                        topic: &topic,
+                        request_id,
+                    },
+                );
+            }),
+            Command::Publish { topic, message } => {
+                if let Some(bucket) = &mut self.bucket
+                    && !bucket.try_take(Instant::now())
+                {
+                    let message = rate_limited_message(bucket.rate());
+                    return self.reply_error(request_id, ErrorCode::RateLimited, &message);
+                }
+                client.publish(&topic, message.get()).map(|seq| {
+                    reply(
+                        client,
+                        &ServerFrame::Published {
+                            topic: &topic,
+                            seq,
+                            request_id,
+                        },
+                    );
+                })
+            }
+            Command::Ping => {
+                reply(client, &ServerFrame::Pong { request_id });
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            self.reply_error(request_id, e.code(), &e.to_string());
+        }
+    }
+
+    fn reply_error(&self, request_id: Option<&str>, code: ErrorCode, message: &str) {
+        self.client.broker().record_error(code);
+        let error = ErrorBody {
+            code,
+            message: message.to_owned(),
+        };
+        reply(&self.client, &ServerFrame::Error { error, request_id });
+    }
+}
+
+fn rate_limited_message(rate: PublishRate) -> String {
+    format!(
+        "publishing faster than {} per second (bursts of {}); nothing was published",
+        rate.per_second, rate.burst
+    )
+}
+
+/// A `request_id` that makes the session panic, when built with the `fault-injection` feature
+/// (tests use it to show a panicking connection is contained).
+#[cfg(feature = "fault-injection")]
+pub const FAULT_PANIC: &str = "fault-injection:panic";
+
+/// When to ping, and whether the client answered the last ping in time.
+struct Pinger {
+    liveness: Liveness,
+    deadline: tokio::time::Instant,
+    /// A ping is out and unanswered.
+    awaiting: bool,
+    /// Something arrived from the client since the last ping.
+    heard: bool,
+}
+
+impl Pinger {
+    fn new(liveness: Liveness) -> Self {
+        Pinger {
+            liveness,
+            deadline: tokio::time::Instant::now() + liveness.ping_interval,
+            awaiting: false,
+            heard: false,
+        }
+    }
+
+    /// The deadline passed: send a ping, or check the answer to the last one. False when the
+    /// client let a ping go unanswered for the whole timeout. Any frame counts as an answer.
+    fn tick(&mut self, outbox: &Outbox) -> bool {
+        let now = tokio::time::Instant::now();
+        if self.awaiting {
+            if !self.heard {
+                return false;
+            }
+            self.awaiting = false;
+            let interval = self.liveness.ping_interval;
+            let waited = self.liveness.ping_timeout;
+            self.deadline = now + interval.saturating_sub(waited);
+        } else {
+            outbox.push_ping();
+            self.awaiting = true;
+            self.heard = false;
+            self.deadline = now + self.liveness.ping_timeout;
+        }
+        true
+    }
 }
 
 /// The close frame for a read error: the protocol's own codes where it names one.
@@ -113,67 +332,15 @@ fn close_for(e: &WsError) -> Close {
             code: close::MESSAGE_TOO_BIG,
             reason: "frame too large",
             discard: false,
+            linger: Close::LINGER,
         },
         WsError::Utf8(_) => Close {
             code: close::INVALID_PAYLOAD,
             reason: "invalid UTF-8 in text frame",
             discard: false,
+            linger: Close::LINGER,
         },
         _ => Close::LOST,
-    }
-}
-
-fn handle_text(client: &mut Client, text: &str) {
-    match parse_client_frame(text) {
-        Ok(frame) => handle_frame(client, frame),
-        Err(e) => reply_error(
-            client,
-            e.request_id.as_deref(),
-            ErrorCode::BadRequest,
-            &e.message,
-        ),
-    }
-}
-
-fn handle_frame(client: &mut Client, frame: ClientFrame<'_>) {
-    let request_id = frame.request_id.as_deref();
-    let result = match frame.command {
-        Command::Subscribe { topic, replay } => client.subscribe(&topic, &replay, |s| {
-            encode_server_frame(&ServerFrame::Subscribed {
-                topic: s.topic,
-                epoch: s.epoch,
-                replayed: s.replayed,
-                last_seq: s.last_seq,
-                recovered: s.recovered,
-                request_id,
-            })
-        }),
-        Command::Unsubscribe { topic } => client.unsubscribe(&topic).map(|()| {
-            reply(
-                client,
-                &ServerFrame::Unsubscribed {
-                    topic: &topic,
-                    request_id,
-                },
-            );
-        }),
-        Command::Publish { topic, message } => client.publish(&topic, message.get()).map(|seq| {
-            reply(
-                client,
-                &ServerFrame::Published {
-                    topic: &topic,
-                    seq,
-                    request_id,
-                },
-            );
-        }),
-        Command::Ping => {
-            reply(client, &ServerFrame::Pong { request_id });
-            Ok(())
-        }
-    };
-    if let Err(e) = result {
-        reply_broker_error(client, request_id, &e);
     }
 }
 
@@ -181,21 +348,9 @@ fn reply(client: &Client, frame: &ServerFrame<'_>) {
     client.outbox().push(encode_server_frame(frame), false);
 }
 
-fn reply_broker_error(client: &Client, request_id: Option<&str>, e: &BrokerError) {
-    reply_error(client, request_id, e.code(), &e.to_string());
-}
-
-fn reply_error(client: &Client, request_id: Option<&str>, code: ErrorCode, message: &str) {
-    let error = ErrorBody {
-        code,
-        message: message.to_owned(),
-    };
-    reply(client, &ServerFrame::Error { error, request_id });
-}
-
 /// Writes batches until the outbox closes, then the close frame. A slow-consumer close
-/// abandons a write the client is not reading; whatever happens, a close completes within
-/// [`CLOSE_TIMEOUT`] and then the socket is dropped.
+/// abandons a write the client is not reading; whatever happens, a close completes within its
+/// `linger` and then the socket is dropped.
 async fn write(mut sink: SplitSink<Socket, Message>, outbox: Arc<Outbox>) {
     let mut batch: Vec<OutFrame> = Vec::new();
     let close = loop {
@@ -216,7 +371,7 @@ async fn write(mut sink: SplitSink<Socket, Message>, outbox: Arc<Outbox>) {
     if close == Close::LOST {
         return;
     }
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+    let _ = tokio::time::timeout(close.linger, async {
         if close != Close::NORMAL {
             let frame = CloseFrame {
                 code: close.code.into(),
@@ -235,7 +390,12 @@ async fn write_batch(
     batch: &[OutFrame],
 ) -> Result<(), WsError> {
     for frame in batch {
-        sink.feed(Message::Text(frame.frame.clone())).await?;
+        let message = if frame.is_ping {
+            Message::Ping(Default::default())
+        } else {
+            Message::Text(frame.frame.clone())
+        };
+        sink.feed(message).await?;
     }
     sink.flush().await
 }

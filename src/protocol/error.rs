@@ -28,8 +28,67 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// `/ws` was requested without a WebSocket upgrade.
     UpgradeRequired,
-    /// The server failed; the message says what happened.
+    /// The request took longer than `--request-timeout` to arrive.
+    RequestTimeout,
+    /// The server holds `--max-connections` WebSocket connections already.
+    TooManyConnections,
+    /// The connection holds `--max-subscriptions-per-connection` subscriptions already.
+    TooManySubscriptions,
+    /// The server holds `--max-topics` topics already.
+    TooManyTopics,
+    /// The connection publishes faster than `--publish-rate`; nothing was published.
+    RateLimited,
+    /// The server failed; the message says what happened. (Kept last: see [`ErrorCode::ALL`].)
     Internal,
+}
+
+impl ErrorCode {
+    /// Every code, in declaration order (the order of [`ErrorCode::index`]).
+    pub const ALL: [ErrorCode; 16] = [
+        ErrorCode::BadRequest,
+        ErrorCode::InvalidTopic,
+        ErrorCode::TopicNotFound,
+        ErrorCode::TopicExists,
+        ErrorCode::MessageTooLarge,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::UpgradeRequired,
+        ErrorCode::RequestTimeout,
+        ErrorCode::TooManyConnections,
+        ErrorCode::TooManySubscriptions,
+        ErrorCode::TooManyTopics,
+        ErrorCode::RateLimited,
+        ErrorCode::Internal,
+    ];
+
+    /// A dense index, for tables of per-code counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::InvalidTopic => "invalid_topic",
+            ErrorCode::TopicNotFound => "topic_not_found",
+            ErrorCode::TopicExists => "topic_exists",
+            ErrorCode::MessageTooLarge => "message_too_large",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::UpgradeRequired => "upgrade_required",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::TooManyConnections => "too_many_connections",
+            ErrorCode::TooManySubscriptions => "too_many_subscriptions",
+            ErrorCode::TooManyTopics => "too_many_topics",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal",
+        }
+    }
 }
 
 /// What went wrong: a stable `code` to branch on and a `message` for people.
@@ -53,6 +112,21 @@ impl ErrorResponse {
                 code,
                 message: message.into(),
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn all_lists_every_code_at_its_index_with_its_wire_name() {
+        assert_eq!(ErrorCode::ALL.len(), ErrorCode::Internal.index() + 1);
+        for (i, code) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(code.index(), i);
+            let wire = serde_json::to_value(code).unwrap_or_default();
+            assert_eq!(wire.as_str(), Some(code.as_str()));
         }
     }
 }

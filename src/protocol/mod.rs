@@ -33,6 +33,42 @@ pub fn looks_like_object(json: &[u8]) -> bool {
     json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
+/// Whether `json` nests arrays and objects deeper than `max` levels. Checked before parsing, so
+/// that a deeply nested document is refused with a clear error (and parsing stays shallow).
+///
+/// ```
+/// use pubsub::protocol::exceeds_depth;
+///
+/// assert!(!exceeds_depth(br#"{"a":[{"b":"[[[["}]}"#, 3));
+/// assert!(exceeds_depth(br#"{"a":[{"b":[]}]}"#, 3));
+/// ```
+pub fn exceeds_depth(json: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// WebSocket close codes the server sends (RFC 6455, section 7.4.1).
 pub mod close {
     /// The server is shutting down.

@@ -121,11 +121,20 @@ pub struct Stats {
     pub topics: BTreeMap<String, TopicStats>,
     /// Open WebSocket connections.
     pub connections: u64,
+    /// Subscriptions across all topics and connections.
+    pub subscriptions: u64,
+    /// Messages published since the server started, over REST and WebSocket.
+    pub messages_published: u64,
     /// `message` frames written to subscribers, replays included.
     pub messages_delivered: u64,
     /// Messages not delivered to a slow subscriber under the `drop` policy.
     pub messages_dropped: u64,
     /// Connections closed for being too slow under the `disconnect` policy.
     pub slow_consumers_disconnected: u64,
+    /// Connections closed for not answering a ping within `--ping-timeout`.
+    pub dead_connections_closed: u64,
+    /// Errors answered over REST and WebSocket, by code; every code is listed.
+    #[schema(example = json!({"bad_request": 2, "topic_not_found": 1, "rate_limited": 0}))]
+    pub errors: BTreeMap<String, u64>,
     pub uptime_seconds: u64,
 }
