@@ -66,7 +66,7 @@ async fn swagger_ui_lists_every_operation_in_a_real_browser() {
             expected.push(format!("id=\"operations-{tag}-{id}\""));
         }
     }
-    assert_eq!(expected.len(), 8, "every REST operation is documented");
+    assert_eq!(expected.len(), 9, "every REST operation is documented");
     for id in &expected {
         assert!(
             dom.contains(id.as_str()),

@@ -26,7 +26,7 @@ use rand::distr::Alphanumeric;
 pub use client::Client;
 pub use name::{MAX_TOPIC_NAME_LEN, validate_topic_name};
 pub use outbox::{Close, Delivery, OutFrame, Outbox, SlowConsumerPolicy};
-pub use stats::CounterSnapshot;
+pub use stats::{CounterSnapshot, LATENCY_BOUNDS_NANOS, LatencySnapshot};
 pub use topic::{Subscribed, TopicInfo};
 
 use crate::protocol::{ErrorCode, MessageFrame};
@@ -241,8 +241,11 @@ impl Broker {
                 max,
             });
         }
+        let started = Instant::now();
         let seq = self.with_topic(name, |topic| topic.publish(message))?;
-        self.shared.counters.published();
+        let counters = &self.shared.counters;
+        counters.publish_latency(started.elapsed());
+        counters.published();
         Ok(seq)
     }
 
@@ -268,6 +271,11 @@ impl Broker {
         }
     }
 
+    /// The server-wide counters alone, without walking the topics.
+    pub fn counters(&self) -> CounterSnapshot {
+        self.shared.counters.snapshot()
+    }
+
     pub fn uptime_seconds(&self) -> u64 {
         self.shared.started.elapsed().as_secs()
     }
@@ -281,22 +289,22 @@ impl Broker {
     /// Dropping the [`Client`] unsubscribes it everywhere and frees its place.
     pub fn connect(&self) -> Result<Client, BrokerError> {
         let config = &self.shared.config;
+        let id = self.shared.next_client.fetch_add(1, Relaxed);
         let outbox = Arc::new(Outbox::new(
+            id,
             config.queue_bytes,
             config.slow_consumer,
             self.shared.counters.clone(),
         ));
-        let id = {
+        {
             let mut clients = lock(&self.shared.clients);
             if clients.len() >= config.max_connections {
                 return Err(BrokerError::TooManyConnections {
                     max: config.max_connections,
                 });
             }
-            let id = self.shared.next_client.fetch_add(1, Relaxed);
             clients.insert(id, outbox.clone());
-            id
-        };
+        }
         if let Some(close) = *lock(&self.shared.closing_all) {
             outbox.close(close);
         }

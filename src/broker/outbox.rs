@@ -142,14 +142,22 @@ pub struct Outbox {
     room: Notify,
     /// Set once, when the connection starts closing.
     closing: watch::Sender<Option<Close>>,
+    /// The client's id, for the logs.
+    client: u64,
     limit: usize,
     policy: SlowConsumerPolicy,
     counters: Arc<Counters>,
 }
 
 impl Outbox {
-    pub fn new(limit: usize, policy: SlowConsumerPolicy, counters: Arc<Counters>) -> Self {
+    pub fn new(
+        client: u64,
+        limit: usize,
+        policy: SlowConsumerPolicy,
+        counters: Arc<Counters>,
+    ) -> Self {
         Outbox {
+            client,
             state: Mutex::new(State::default()),
             ready: Notify::new(),
             room: Notify::new(),
@@ -169,6 +177,12 @@ impl Outbox {
         if st.live_bytes + frame.len() > self.limit {
             return match self.policy {
                 SlowConsumerPolicy::Disconnect => {
+                    tracing::info!(
+                        client = self.client,
+                        %topic,
+                        queued_bytes = st.live_bytes,
+                        "slow consumer: queue full, disconnecting"
+                    );
                     self.counters.slow_consumer_disconnected();
                     self.close_locked(&mut st, Close::SLOW_CONSUMER);
                     Delivery::Gone
@@ -177,7 +191,14 @@ impl Outbox {
                     self.counters.dropped(1);
                     match st.lagged.iter_mut().find(|(t, _)| t == topic) {
                         Some((_, n)) => *n += 1,
-                        None => st.lagged.push((topic.clone(), 1)),
+                        None => {
+                            tracing::info!(
+                                client = self.client,
+                                %topic,
+                                "slow consumer: queue full, dropping messages until it catches up"
+                            );
+                            st.lagged.push((topic.clone(), 1));
+                        }
                     }
                     Delivery::Dropped
                 }
@@ -308,6 +329,12 @@ impl Outbox {
 
     fn flush_lagged_locked(&self, st: &mut State) {
         for (topic, dropped) in std::mem::take(&mut st.lagged) {
+            tracing::info!(
+                client = self.client,
+                %topic,
+                dropped,
+                "slow consumer caught up; telling it how many it missed"
+            );
             let notice = encode_server_frame(&ServerFrame::Lagged {
                 topic: &topic,
                 dropped,
@@ -336,7 +363,7 @@ mod tests {
 
     fn outbox(limit: usize, policy: SlowConsumerPolicy) -> (Outbox, Arc<Counters>) {
         let counters = Arc::new(Counters::default());
-        (Outbox::new(limit, policy, counters.clone()), counters)
+        (Outbox::new(1, limit, policy, counters.clone()), counters)
     }
 
     fn frame(n: usize) -> Frame {

@@ -10,7 +10,7 @@ use warp::reply::{Reply, Response};
 use warp::{Filter, filters::BoxedFilter};
 
 use super::error::{ApiError, method_not_allowed};
-use super::{ops, topics};
+use super::{metrics, ops, topics};
 use crate::protocol::{ErrorCode, ErrorResponse};
 
 /// Where the generated document is served.
@@ -33,6 +33,7 @@ described in the README). Every error is `{\"error\": {\"code\": ..., \"message\
         topics::list_messages,
         ops::health,
         ops::stats,
+        metrics::metrics,
     ),
     components(schemas(ErrorResponse, ErrorCode)),
     tags(

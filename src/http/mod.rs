@@ -7,6 +7,7 @@
 mod body;
 pub mod docs;
 mod error;
+mod metrics;
 mod ops;
 mod rate_limit;
 mod topics;
@@ -81,6 +82,8 @@ pub fn app(
     };
     topics::routes(state.clone())
         .or(ops::routes(state.clone()))
+        .unify()
+        .or(metrics::routes(broker.clone()))
         .unify()
         .or(ws::routes(state))
         .unify()

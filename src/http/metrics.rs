@@ -1,0 +1,156 @@
+//! `GET /metrics`: the broker's counters in the Prometheus text exposition format.
+//!
+//! Nothing is counted twice: a collector reads the broker's own counters (the ones `/stats`
+//! shows) at scrape time, and prometheus-client writes the format.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::prometheus_text::{CONTENT_TYPE, encode};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::{Reply, Response};
+use warp::{Filter, filters::BoxedFilter};
+
+use super::error::{ApiError, method_not_allowed};
+use crate::broker::{Broker, LATENCY_BOUNDS_NANOS};
+use crate::protocol::ErrorCode;
+
+pub fn routes(broker: Broker) -> BoxedFilter<(Response,)> {
+    let mut registry = Registry::with_prefix("pubsub");
+    registry.register_collector(Box::new(BrokerCollector(broker)));
+    let registry = Arc::new(registry);
+    warp::path!("metrics")
+        .and(
+            warp::get()
+                .map(move || metrics(&registry))
+                .or(warp::any().map(|| method_not_allowed("GET")))
+                .unify(),
+        )
+        .boxed()
+}
+
+/// Prometheus metrics: connections, subscriptions, topics, message counters, errors by code
+/// and the publish latency histogram.
+#[utoipa::path(
+    get, path = "/metrics", operation_id = "get_metrics", tag = "operations",
+    responses((
+        status = 200,
+        description = "The metrics, in the Prometheus text exposition format (version 0.0.4)",
+        body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8",
+        example = "# HELP pubsub_connections Open WebSocket connections.\n# TYPE pubsub_connections gauge\npubsub_connections 3\n"
+    ))
+)]
+pub fn metrics(registry: &Registry) -> Response {
+    let mut text = String::new();
+    if let Err(e) = encode(&mut text, registry) {
+        return ApiError::new(ErrorCode::Internal, format!("cannot encode metrics: {e}"))
+            .into_response();
+    }
+    let mut response = Response::new(text.into());
+    *response.status_mut() = StatusCode::OK;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    response
+}
+
+/// Reads the broker at every scrape.
+struct BrokerCollector(Broker);
+
+impl std::fmt::Debug for BrokerCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BrokerCollector")
+    }
+}
+
+impl Collector for BrokerCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.0.stats();
+        let c = &stats.counters;
+        let gauges = [
+            (
+                "connections",
+                "Open WebSocket connections.",
+                stats.connections,
+            ),
+            (
+                "subscriptions",
+                "Subscriptions across all topics.",
+                stats.subscriptions,
+            ),
+            ("topics", "Topics that exist.", stats.topics.len() as u64),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value as i64);
+            gauge.encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)?;
+        }
+        let counters = [
+            (
+                "messages_published",
+                "Messages published (REST and WebSocket).",
+                c.messages_published,
+            ),
+            (
+                "messages_delivered",
+                "Message frames written to subscribers, replays included.",
+                c.messages_delivered,
+            ),
+            (
+                "messages_dropped",
+                "Messages dropped for slow subscribers (policy drop).",
+                c.messages_dropped,
+            ),
+            (
+                "slow_consumers_disconnected",
+                "Connections closed as slow consumers (policy disconnect).",
+                c.slow_consumers_disconnected,
+            ),
+            (
+                "dead_connections_closed",
+                "Connections closed for not answering pings.",
+                c.dead_connections_closed,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)?;
+        }
+
+        let mut errors = encoder.encode_descriptor(
+            "errors",
+            "Errors answered over REST and WebSocket, by code.",
+            None,
+            MetricType::Counter,
+        )?;
+        for code in ErrorCode::ALL {
+            let labels = [("code", code.as_str())];
+            ConstCounter::new(c.errors(code)).encode(errors.encode_family(&labels)?)?;
+        }
+
+        let latency = &c.publish_latency;
+        let buckets: Vec<(f64, u64)> = LATENCY_BOUNDS_NANOS
+            .iter()
+            .map(|&nanos| nanos as f64 / 1e9)
+            .zip(latency.buckets)
+            .collect();
+        encoder
+            .encode_descriptor(
+                "publish_latency",
+                "Time from a publish reaching the broker to its message being queued for every subscriber.",
+                Some(&Unit::Seconds),
+                MetricType::Histogram,
+            )?
+            .encode_histogram::<NoLabelSet>(
+                latency.sum_nanos as f64 / 1e9,
+                latency.count(),
+                &buckets,
+                None,
+            )
+    }
+}
