@@ -253,7 +253,7 @@ fn readme_opens_with_the_two_commands() {
         .collect();
     assert_eq!(
         commands,
-        ["cargo run --release", "cargo test"],
+        ["cargo run --release", "cargo test --all-features"],
         "{first_block:?}"
     );
     assert!(first_block.body.contains("127.0.0.1:8000"));
