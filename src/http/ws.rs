@@ -3,7 +3,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -124,13 +124,12 @@ impl Session {
     async fn run(mut self, mut stream: SplitStream<Socket>) -> &'static str {
         let outbox = self.client.outbox().clone();
         let mut pinger = self.limits.liveness.map(Pinger::new);
+        // Made once, not per frame: a busy publisher should not pay for timer registrations.
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        let tick = tokio::time::sleep_until(pinger.as_ref().map_or(far, |p| p.deadline));
+        let closing = outbox.closing();
+        tokio::pin!(tick, closing);
         let reason = loop {
-            let tick = async {
-                match &pinger {
-                    Some(p) => tokio::time::sleep_until(p.deadline).await,
-                    None => std::future::pending().await,
-                }
-            };
             // Stop taking requests while replies are piling up unread.
             let next = async {
                 outbox.room().await;
@@ -138,14 +137,15 @@ impl Session {
             };
             let next = tokio::select! {
                 next = next => next,
-                _ = outbox.closing() => break outbox.close_reason(),
-                _ = tick => {
-                    if let Some(p) = &mut pinger
-                        && !p.tick(&outbox)
-                    {
-                        self.client.broker().record_dead_connection();
-                        outbox.close(Close::PING_TIMEOUT);
-                        break Close::PING_TIMEOUT.reason;
+                _ = &mut closing => break outbox.close_reason(),
+                _ = &mut tick, if pinger.is_some() => {
+                    if let Some(p) = &mut pinger {
+                        if !p.tick(&outbox) {
+                            self.client.broker().record_dead_connection();
+                            outbox.close(Close::PING_TIMEOUT);
+                            break Close::PING_TIMEOUT.reason;
+                        }
+                        tick.as_mut().reset(p.deadline);
                     }
                     continue;
                 }
