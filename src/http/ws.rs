@@ -69,8 +69,8 @@ fn socket_config(limits: Limits) -> WebSocketConfig {
 }
 
 /// Runs one connection until the client leaves, the server shuts down or a policy closes it.
-/// A panic in the session is caught here: `client` is dropped while unwinding, which frees its
-/// subscriptions and its place, and the server carries on.
+/// A panic in the session is caught here and the client dropped, which frees its subscriptions
+/// and its place; the server carries on.
 async fn serve(socket: Socket, client: Client, limits: Limits) {
     let id = client.id();
     let opened = Instant::now();
@@ -78,7 +78,7 @@ async fn serve(socket: Socket, client: Client, limits: Limits) {
     let (sink, stream) = socket.split();
     let outbox = client.outbox().clone();
     let writer = tokio::spawn(write(sink, outbox.clone()));
-    let session = Session {
+    let mut session = Session {
         bucket: limits.publish_rate.map(TokenBucket::new),
         client,
         limits,
@@ -99,6 +99,9 @@ async fn serve(socket: Socket, client: Client, limits: Limits) {
     if writer.await.is_err() {
         tracing::error!(client = id, "connection writer panicked");
     }
+    // Only now, with the close frame written, does the connection stop counting as open (a
+    // shutdown waits for that count to reach zero).
+    drop(session);
     let seconds = opened.elapsed().as_secs_f64();
     tracing::info!(client = id, reason, seconds, "connection closed");
 }
@@ -121,7 +124,7 @@ struct Session {
 
 impl Session {
     /// Reads client frames until the connection ends; returns why it ended.
-    async fn run(mut self, mut stream: SplitStream<Socket>) -> &'static str {
+    async fn run(&mut self, mut stream: SplitStream<Socket>) -> &'static str {
         let outbox = self.client.outbox().clone();
         let mut pinger = self.limits.liveness.map(Pinger::new);
         // Made once, not per frame: a busy publisher should not pay for timer registrations.
