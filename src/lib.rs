@@ -7,10 +7,11 @@
 //!   slow-consumer policy and counters. No HTTP in it.
 //! - [`protocol`]: the wire. REST bodies and WebSocket frames as Rust types (serde + utoipa),
 //!   the client-frame parser and the shared `message` frame encoder.
-//! - [`http`]: the warp layer. Routes and handlers, the WebSocket handshake and session, the
-//!   OpenAPI document with Swagger UI, and the JSON form of every error.
+//! - [`http`]: the warp layer. Routes and handlers, the WebSocket handshake and session (pings,
+//!   limits, panic containment), Prometheus metrics, the OpenAPI document with Swagger UI, and
+//!   the JSON form of every error.
 //! - [`config`]: flags and environment.
-//! - [`server`]: binding, serving and graceful shutdown, used by `main` and by tests.
+//! - [`server`]: the accept loop and graceful shutdown, used by `main` and by tests.
 
 pub mod broker;
 pub mod config;
