@@ -18,7 +18,7 @@ use pubsub::http::docs::{ApiDoc, OPENAPI_PATH, openapi_json};
 const REGENERATE: &str = "UPDATE_OPENAPI=1 cargo test --test openapi";
 
 /// Every REST operation the server routes: (method, path, operation_id).
-const ROUTES: [(&str, &str, &str); 8] = [
+const ROUTES: [(&str, &str, &str); 9] = [
     ("POST", "/topics", "create_topic"),
     ("GET", "/topics", "list_topics"),
     ("GET", "/topics/{name}", "get_topic"),
@@ -27,6 +27,7 @@ const ROUTES: [(&str, &str, &str); 8] = [
     ("GET", "/topics/{name}/messages", "list_messages"),
     ("GET", "/health", "get_health"),
     ("GET", "/stats", "get_stats"),
+    ("GET", "/api-doc/asyncapi.json", "get_asyncapi"),
 ];
 
 fn committed_path() -> PathBuf {
