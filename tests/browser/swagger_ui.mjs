@@ -33,10 +33,13 @@ async function tryItOut(page, op, edit = async () => {}) {
   if (!(await block.locator('.opblock-body').first().isVisible())) {
     await block.locator('.opblock-summary-control').click();
   }
+  // The body renders after the click: wait for its try-out button before reading its state.
+  await block.locator('.try-out__btn').first().waitFor({ timeout: 15_000 });
   const tryOut = block.locator('.try-out__btn', { hasText: 'Try it out' });
   if ((await tryOut.count()) > 0) {
     await tryOut.click();
   }
+  await block.locator('.btn.execute').waitFor({ timeout: 15_000 });
   await edit(block);
   // Clear the previous live response, so the one read below is the new one.
   const clear = block.locator('.btn-clear');
