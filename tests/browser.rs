@@ -84,3 +84,39 @@ async fn swagger_ui_lists_every_operation_and_executes_requests() {
         "exactly the two topics created: {listed}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_page_delivers_from_one_page_to_another() {
+    if let Some(reason) = browser_missing() {
+        return missing_tool(&reason);
+    }
+    let server = TestServer::start().await;
+    let run = node("console.mjs", &[&format!("http://{}", server.addr)]).await;
+    assert!(run.success(), "{}", run.describe());
+    let report = run.json();
+
+    assert_eq!(
+        strings(&report["links"]),
+        ["/docs/", "/api-doc/asyncapi.json", "/metrics"]
+            .map(str::to_owned)
+            .into(),
+        "{report}"
+    );
+    assert!(
+        report["received"]
+            .as_str()
+            .is_some_and(|r| r.contains(r#"{"text":"hello from page A","n":[1,2]}"#)),
+        "{report}"
+    );
+    assert_eq!(report["b_messages"], 1);
+    assert_eq!(report["a_messages"], 0);
+    // The server saw it happen: one topic, one message, delivered once (to page B).
+    let topic = server.get("/topics/console-demo").await.json();
+    assert_eq!(topic["messages_published"], 1, "{topic}");
+    let stats = server.stats().await;
+    assert_eq!(stats["messages_delivered"], 1, "{stats}");
+    server
+        .get("/topics/no-such-topic")
+        .await
+        .assert_error(404, "topic_not_found");
+}
