@@ -13,7 +13,8 @@ use common::TestServer;
 use common::tools::{missing_tool, run, succeeds};
 use serde_json::json;
 
-const GENERATOR: &str = "openapi-python-client";
+/// The generator, run as a module of the same `python3` that then runs the generated client.
+const GENERATOR: [&str; 2] = ["-m", "openapi_python_client"];
 
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -21,10 +22,11 @@ fn manifest_dir() -> &'static Path {
 
 /// Why the generated client cannot be built and run here, if it cannot.
 fn tools_missing() -> Option<String> {
-    if !succeeds(GENERATOR, &["--version"]) {
-        return Some(format!(
-            "{GENERATOR} is not installed (python3 -m pip install {GENERATOR})"
-        ));
+    if !succeeds("python3", &[GENERATOR[0], GENERATOR[1], "--version"]) {
+        return Some(
+            "openapi-python-client is not installed (python3 -m pip install openapi-python-client)"
+                .to_owned(),
+        );
     }
     // The generated package imports these; they come with the generator.
     if !succeeds("python3", &["-c", "import httpx, attrs, dateutil"]) {
@@ -38,8 +40,9 @@ async fn generate_client() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pubsub-python-client-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
-    let mut command = Command::new(GENERATOR);
+    let mut command = Command::new("python3");
     command
+        .args(GENERATOR)
         .arg("generate")
         .arg("--path")
         .arg(manifest_dir().join("openapi/openapi.json"))
