@@ -6,10 +6,11 @@
 //! - [`broker`]: the engine. Topics, history, sequence numbers, epochs, subscribers,
 //!   slow-consumer policy and counters. No HTTP in it.
 //! - [`protocol`]: the wire. REST bodies and WebSocket frames as Rust types (serde + utoipa),
-//!   the client-frame parser and the shared `message` frame encoder.
+//!   the client-frame parser, the shared `message` frame encoder, and the AsyncAPI document
+//!   built from the frame types.
 //! - [`http`]: the warp layer. Routes and handlers, the WebSocket handshake and session (pings,
-//!   limits, panic containment), Prometheus metrics, the OpenAPI document with Swagger UI, and
-//!   the JSON form of every error.
+//!   limits, panic containment), Prometheus metrics, the OpenAPI and AsyncAPI documents with
+//!   Swagger UI, the live console at `/`, and the JSON form of every error.
 //! - [`config`]: flags and environment.
 //! - [`server`]: the accept loop and graceful shutdown, used by `main` and by tests.
 

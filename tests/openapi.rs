@@ -18,7 +18,7 @@ use pubsub::http::docs::{ApiDoc, OPENAPI_PATH, openapi_json};
 const REGENERATE: &str = "UPDATE_OPENAPI=1 cargo test --test openapi";
 
 /// Every REST operation the server routes: (method, path, operation_id).
-const ROUTES: [(&str, &str, &str); 9] = [
+const ROUTES: [(&str, &str, &str); 10] = [
     ("POST", "/topics", "create_topic"),
     ("GET", "/topics", "list_topics"),
     ("GET", "/topics/{name}", "get_topic"),
@@ -28,6 +28,7 @@ const ROUTES: [(&str, &str, &str); 9] = [
     ("GET", "/health", "get_health"),
     ("GET", "/stats", "get_stats"),
     ("GET", "/metrics", "get_metrics"),
+    ("GET", "/api-doc/asyncapi.json", "get_asyncapi"),
 ];
 
 fn committed_path() -> PathBuf {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use utoipa::OpenApi;
+use utoipa::{OpenApi, ToSchema};
 use utoipa_swagger_ui::Config;
 use warp::http::{Uri, header};
 use warp::path::{FullPath, Tail};
@@ -11,10 +11,13 @@ use warp::{Filter, filters::BoxedFilter};
 
 use super::error::{ApiError, method_not_allowed};
 use super::{metrics, ops, topics};
-use crate::protocol::{ErrorCode, ErrorResponse};
+use crate::protocol::{ErrorCode, ErrorResponse, asyncapi_json};
 
 /// Where the generated document is served.
 pub const OPENAPI_PATH: &str = "/api-doc/openapi.json";
+
+/// Where the AsyncAPI document of the WebSocket protocol is served.
+pub const ASYNCAPI_PATH: &str = "/api-doc/asyncapi.json";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,7 +25,8 @@ pub const OPENAPI_PATH: &str = "/api-doc/openapi.json";
         title = "pubsub",
         description = "An in-memory publish/subscribe broker. Manage topics and read history over \
 REST; subscribe, unsubscribe, publish and ping over the WebSocket at `/ws` (JSON text frames, \
-described in the README). Every error is `{\"error\": {\"code\": ..., \"message\": ...}}`."
+described by the [AsyncAPI document](/api-doc/asyncapi.json)). Every error is \
+`{\"error\": {\"code\": ..., \"message\": ...}}`. Try it all in the [live console](/)."
     ),
     paths(
         topics::create_topic,
@@ -34,12 +38,14 @@ described in the README). Every error is `{\"error\": {\"code\": ..., \"message\
         ops::health,
         ops::stats,
         metrics::metrics,
+        asyncapi_document,
     ),
     components(schemas(ErrorResponse, ErrorCode)),
     tags(
         (name = "topics", description = "Create, list, inspect and delete topics"),
         (name = "messages", description = "Publish over REST and read history"),
         (name = "operations", description = "Health and statistics"),
+        (name = "documents", description = "Machine-readable descriptions of the APIs"),
     )
 )]
 pub struct ApiDoc;
@@ -50,21 +56,49 @@ pub fn openapi_json() -> String {
     ApiDoc::openapi().to_pretty_json().unwrap_or_default() + "\n"
 }
 
-pub fn routes() -> BoxedFilter<(Response,)> {
-    let document = Arc::new(openapi_json());
-    let spec = warp::path!("api-doc" / "openapi.json").and(
-        warp::get()
-            .map(move || {
-                let mut response = Response::new(document.to_string().into());
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static("application/json"),
-                );
-                response
-            })
-            .or(warp::any().map(|| method_not_allowed("GET")))
-            .unify(),
+/// An AsyncAPI 3.0 document: a JSON object.
+#[derive(ToSchema)]
+#[schema(value_type = Object)]
+pub struct AsyncApiDocument(pub serde_json::Value);
+
+/// The AsyncAPI 3.0 document of the WebSocket protocol at `/ws`.
+///
+/// Every frame either way, which frame answers which, and examples.
+#[utoipa::path(
+    get, path = "/api-doc/asyncapi.json", operation_id = "get_asyncapi", tag = "documents",
+    responses((status = 200, description = "The AsyncAPI document", body = AsyncApiDocument))
+)]
+pub fn asyncapi_document(document: Arc<String>) -> Response {
+    json_document(&document)
+}
+
+fn json_document(text: &str) -> Response {
+    let mut response = Response::new(text.to_owned().into());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
     );
+    response
+}
+
+/// `GET` with `handler`, and 405 for any other method.
+fn get_only(
+    handler: impl Fn() -> Response + Clone + Send + Sync + 'static,
+) -> BoxedFilter<(Response,)> {
+    warp::get()
+        .map(handler)
+        .or(warp::any().map(|| method_not_allowed("GET")))
+        .unify()
+        .boxed()
+}
+
+pub fn routes() -> BoxedFilter<(Response,)> {
+    let openapi = Arc::new(openapi_json());
+    let spec =
+        warp::path!("api-doc" / "openapi.json").and(get_only(move || json_document(&openapi)));
+    let asyncapi = Arc::new(asyncapi_json());
+    let asyncapi = warp::path!("api-doc" / "asyncapi.json")
+        .and(get_only(move || asyncapi_document(asyncapi.clone())));
     let config = Arc::new(Config::from(OPENAPI_PATH));
     let ui = warp::path("docs").and(
         warp::get()
@@ -74,7 +108,7 @@ pub fn routes() -> BoxedFilter<(Response,)> {
             .or(warp::any().map(|| method_not_allowed("GET")))
             .unify(),
     );
-    spec.or(ui).unify().boxed()
+    spec.or(asyncapi).unify().or(ui).unify().boxed()
 }
 
 fn swagger_ui(full: FullPath, tail: Tail, config: Arc<Config<'static>>) -> Response {

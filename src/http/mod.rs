@@ -5,6 +5,7 @@
 //! no path matched.
 
 mod body;
+mod console;
 pub mod docs;
 mod error;
 mod metrics;
@@ -71,7 +72,8 @@ fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Inf
     warp::any().map(move || state.clone())
 }
 
-/// The whole route tree around `broker`: REST, WebSocket, OpenAPI document and Swagger UI.
+/// The whole route tree around `broker`: REST, WebSocket, the API documents with Swagger UI, and
+/// the console at `/`.
 pub fn app(
     broker: Broker,
     limits: Limits,
@@ -88,6 +90,8 @@ pub fn app(
         .or(ws::routes(state))
         .unify()
         .or(docs::routes())
+        .unify()
+        .or(console::routes())
         .unify()
         .recover(error::recover)
         .unify()

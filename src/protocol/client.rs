@@ -3,8 +3,9 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
 
 /// Where a subscription starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +61,99 @@ pub struct ClientFrame<'a> {
 pub struct FrameError<'a> {
     pub request_id: Option<Cow<'a, str>>,
     pub message: String,
+}
+
+/// The frames a client sends, one variant per action, with the fields [`parse_client_frame`]
+/// reads: the source of the AsyncAPI document's client messages. The parser reads raw fields for
+/// precise errors, so this type is not what parses; instead the conversion from [`ClientFrame`]
+/// matches every [`Command`] (a new command does not compile until it is documented here) and a
+/// test sends every variant through the parser and back.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ClientFrameSchema {
+    /// Starts delivery of a topic's messages, after an optional replay from history. Subscribing
+    /// again is acked again and never doubles delivery.
+    Subscribe {
+        topic: String,
+        /// Replay the newest N messages history holds first (not with `since_seq`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
+        replay_last: Option<u64>,
+        /// Replay every held message with a greater seq first: resume after a reconnect (not
+        /// with `replay_last`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
+        since_seq: Option<u64>,
+        /// Only with `since_seq`: the topic's epoch when that seq was seen; if it changed, the
+        /// ack says `recovered: false`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
+        epoch: Option<String>,
+        /// Echoed in the reply.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
+        request_id: Option<String>,
+    },
+    /// Stops delivery of a topic; acked also when not subscribed.
+    Unsubscribe {
+        topic: String,
+        /// Echoed in the reply.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
+        request_id: Option<String>,
+    },
+    /// Publishes a message, delivered to every subscriber of the topic, the sender included.
+    Publish {
+        topic: String,
+        /// Any JSON value, `null` included; delivered byte for byte as written.
+        #[schema(value_type = serde_json::Value)]
+        message: Box<RawValue>,
+        /// Echoed in the reply.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
+        request_id: Option<String>,
+    },
+    /// Asks for a `pong`.
+    Ping {
+        /// Echoed in the reply.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
+        request_id: Option<String>,
+    },
+}
+
+impl From<&ClientFrame<'_>> for ClientFrameSchema {
+    fn from(frame: &ClientFrame<'_>) -> Self {
+        let request_id = frame.request_id.as_deref().map(str::to_owned);
+        match &frame.command {
+            Command::Subscribe { topic, replay } => {
+                let (replay_last, since_seq, epoch) = match replay {
+                    Replay::None => (None, None, None),
+                    Replay::Last(n) => (Some(*n), None, None),
+                    Replay::After { seq, epoch } => {
+                        (None, Some(*seq), epoch.as_deref().map(str::to_owned))
+                    }
+                };
+                ClientFrameSchema::Subscribe {
+                    topic: topic.to_string(),
+                    replay_last,
+                    since_seq,
+                    epoch,
+                    request_id,
+                }
+            }
+            Command::Unsubscribe { topic } => ClientFrameSchema::Unsubscribe {
+                topic: topic.to_string(),
+                request_id,
+            },
+            Command::Publish { topic, message } => ClientFrameSchema::Publish {
+                topic: topic.to_string(),
+                message: (*message).to_owned(),
+                request_id,
+            },
+            Command::Ping => ClientFrameSchema::Ping { request_id },
+        }
+    }
 }
 
 /// Every field as raw JSON, so that one mistyped field gives a precise error instead of failing

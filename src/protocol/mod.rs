@@ -1,16 +1,19 @@
 //! The wire: every REST body and WebSocket frame, as Rust types.
 //!
 //! These types are the single source of both the JSON on the wire (serde) and the documented
-//! schemas (utoipa), so the OpenAPI document cannot drift from what the server sends. The module
-//! knows nothing of warp or of the broker's internals; both the broker and the HTTP layer use it.
+//! schemas (utoipa), so neither the OpenAPI document nor the AsyncAPI document can drift from
+//! what the server reads and sends. The module knows nothing of warp or of the broker's
+//! internals; both the broker and the HTTP layer use it.
 
+mod asyncapi;
 mod client;
 mod error;
 mod rest;
 mod server;
 mod timestamp;
 
-pub use client::{ClientFrame, Command, FrameError, Replay, parse_client_frame};
+pub use asyncapi::{asyncapi, asyncapi_json};
+pub use client::{ClientFrame, ClientFrameSchema, Command, FrameError, Replay, parse_client_frame};
 pub use error::{ErrorBody, ErrorCode, ErrorResponse};
 pub use rest::*;
 pub use server::{MessageFrame, ServerFrame, encode_message_frame, encode_server_frame};

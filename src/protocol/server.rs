@@ -3,14 +3,18 @@
 use std::ops::Range;
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{ErrorBody, Frame};
 
 /// Every frame the server sends, tagged by `action`. Replies to a client frame echo its
 /// `request_id`; frames the server sends on its own (`message`, `lagged`, `topic_deleted`) have none.
-#[derive(Debug, Serialize)]
+///
+/// Its schema is the source of the AsyncAPI document's server messages.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum ServerFrame<'a> {
+    /// Acknowledges `subscribe`; `replayed` history messages follow it, then live ones.
     Subscribed {
         topic: &'a str,
         epoch: &'a str,
@@ -19,28 +23,43 @@ pub enum ServerFrame<'a> {
         last_seq: u64,
         /// Only in reply to `since_seq`: true when every message after it was replayed.
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
         recovered: Option<bool>,
+        /// The `request_id` of the client frame this answers, when it had one.
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
         request_id: Option<&'a str>,
     },
+    /// Acknowledges `unsubscribe`, also when the client was not subscribed.
     Unsubscribed {
         topic: &'a str,
+        /// The `request_id` of the client frame this answers, when it had one.
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
         request_id: Option<&'a str>,
     },
+    /// Acknowledges `publish`: the message's place in its topic.
     Published {
         topic: &'a str,
         seq: u64,
+        /// The `request_id` of the client frame this answers, when it had one.
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
         request_id: Option<&'a str>,
     },
+    /// Answers `ping`.
     Pong {
+        /// The `request_id` of the client frame this answers, when it had one.
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
         request_id: Option<&'a str>,
     },
+    /// A client frame failed; the connection stays open.
     Error {
         error: ErrorBody,
+        /// The `request_id` of the client frame this answers, when it had one.
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
         request_id: Option<&'a str>,
     },
     /// A delivered message. Built by [`encode_message_frame`] on the hot path; this variant
@@ -48,7 +67,10 @@ pub enum ServerFrame<'a> {
     Message {
         topic: &'a str,
         seq: u64,
+        /// The message exactly as it was published: any JSON value.
+        #[schema(value_type = serde_json::Value)]
         message: &'a serde_json::value::RawValue,
+        /// When the server accepted it, RFC 3339 UTC with milliseconds.
         published_at: &'a str,
     },
     /// Under the `drop` policy: this many messages of `topic` were not delivered to this client.

@@ -1,0 +1,122 @@
+//! Pages in a real browser: node scripts in tests/browser drive Debian's Chromium with
+//! playwright-core against the server. Each test skips with a printed reason when node, Chromium
+//! or the npm packages (`npm ci` in tests/browser) are missing, unless PUBSUB_REQUIRE_TOOLS=1.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::TestServer;
+use common::tools::{browser_missing, missing_tool, node};
+use serde_json::{Value, json};
+use utoipa::OpenApi;
+
+use pubsub::http::docs::ApiDoc;
+
+/// Every operation id in the OpenAPI document.
+fn operation_ids() -> BTreeSet<String> {
+    ApiDoc::openapi()
+        .paths
+        .paths
+        .values()
+        .flat_map(|item| {
+            [&item.get, &item.put, &item.post, &item.delete, &item.patch]
+                .into_iter()
+                .flatten()
+                .filter_map(|op| op.operation_id.clone())
+        })
+        .collect()
+}
+
+fn strings(value: &Value) -> BTreeSet<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swagger_ui_lists_every_operation_and_executes_requests() {
+    if let Some(reason) = browser_missing() {
+        return missing_tool(&reason);
+    }
+    let server = TestServer::start().await;
+    let run = node("swagger_ui.mjs", &[&format!("http://{}", server.addr)]).await;
+    assert!(run.success(), "{}", run.describe());
+    let report = run.json();
+
+    assert!(
+        report["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/docs/")),
+        "{report}"
+    );
+    assert_eq!(strings(&report["operations"]), operation_ids(), "{report}");
+    assert!(
+        strings(&report["landing_links"]).contains("/api-doc/asyncapi.json"),
+        "the landing text links the AsyncAPI document: {report}"
+    );
+
+    // What Swagger UI showed is what the server did, seen from here too.
+    assert_eq!(report["list_topics"]["status"], 200);
+    assert_eq!(
+        report["list_topics"]["body"],
+        json!({"topics": [{"name": "listed-before", "subscriber_count": 0}]})
+    );
+    assert_eq!(report["create_topic"]["status"], 201);
+    assert_eq!(
+        report["create_topic"]["body"],
+        json!({"name": "from-swagger-ui", "subscriber_count": 0})
+    );
+    let topic = server.get("/topics/from-swagger-ui").await;
+    assert_eq!(topic.status, 200, "{}", topic.text());
+    assert_eq!(report["create_again"]["status"], 409);
+    assert_eq!(
+        report["create_again"]["body"]["error"]["code"],
+        "topic_exists"
+    );
+    let listed = server.get("/topics").await.json();
+    assert_eq!(
+        listed["topics"].as_array().map(Vec::len),
+        Some(2),
+        "exactly the two topics created: {listed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_page_delivers_from_one_page_to_another() {
+    if let Some(reason) = browser_missing() {
+        return missing_tool(&reason);
+    }
+    let server = TestServer::start().await;
+    let run = node("console.mjs", &[&format!("http://{}", server.addr)]).await;
+    assert!(run.success(), "{}", run.describe());
+    let report = run.json();
+
+    assert_eq!(
+        strings(&report["links"]),
+        ["/docs/", "/api-doc/asyncapi.json", "/metrics"]
+            .map(str::to_owned)
+            .into(),
+        "{report}"
+    );
+    assert!(
+        report["received"]
+            .as_str()
+            .is_some_and(|r| r.contains(r#"{"text":"hello from page A","n":[1,2]}"#)),
+        "{report}"
+    );
+    assert_eq!(report["b_messages"], 1);
+    assert_eq!(report["a_messages"], 0);
+    // The server saw it happen: one topic, one message, delivered once (to page B).
+    let topic = server.get("/topics/console-demo").await.json();
+    assert_eq!(topic["messages_published"], 1, "{topic}");
+    let stats = server.stats().await;
+    assert_eq!(stats["messages_delivered"], 1, "{stats}");
+    server
+        .get("/topics/no-such-topic")
+        .await
+        .assert_error(404, "topic_not_found");
+}
