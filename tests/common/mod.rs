@@ -213,7 +213,7 @@ pub async fn http_request(
     parse_response(&response)
 }
 
-fn parse_response(raw: &[u8]) -> HttpResponse {
+pub fn parse_response(raw: &[u8]) -> HttpResponse {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
