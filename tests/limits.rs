@@ -491,9 +491,9 @@ async fn max_json_depth_admits_the_limit_and_refuses_one_level_more() {
         serde_json::from_str::<Value>(&at_limit).expect("JSON")
     );
     // Brackets inside strings are not nesting.
-    c.send_text(&format!(
-        r#"{{"action":"publish","topic":"t","message":{{"s":"[[[[[[[[[["}},"request_id":"str"}}"#
-    ))
+    c.send_text(
+        r#"{"action":"publish","topic":"t","message":{"s":"[[[[[[[[[["},"request_id":"str"}"#,
+    )
     .await;
     assert_eq!(c.recv().await["action"], "published");
     assert_eq!(sub.recv().await["message"], json!({"s": "[[[[[[[[[["}));
