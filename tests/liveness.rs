@@ -235,6 +235,34 @@ async fn stalled_request_headers_are_dropped() {
 }
 
 #[tokio::test]
+async fn idle_connections_are_dropped() {
+    let server = TestServer::with_args(&FAST_TIMEOUT).await;
+    let addr = server.addr;
+    // Nothing at all; the start of an HTTP/2 preface; and a keep-alive connection after its
+    // first request was answered.
+    let mut silent = TcpStream::connect(addr).await.expect("connect");
+    let mut preface = TcpStream::connect(addr).await.expect("connect");
+    preface
+        .write_all(b"PRI * HTTP/2.0\r\n")
+        .await
+        .expect("send");
+    let mut kept_alive = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    kept_alive
+        .write_all(request.as_bytes())
+        .await
+        .expect("send");
+    assert_eq!(read_response(&mut kept_alive).await.status, 200);
+
+    for stream in [&mut silent, &mut preface] {
+        let got = read_until_closed(stream).await;
+        assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    }
+    let got = read_until_closed(&mut kept_alive).await;
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+}
+
+#[tokio::test]
 async fn a_websocket_outlives_the_request_timeout() {
     // The timeout is for requests: an established WebSocket is not one.
     let server = TestServer::with_args(&FAST_TIMEOUT).await;
