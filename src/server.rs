@@ -2,6 +2,7 @@
 //! WebSocket with 1001 "going away", let in-flight requests finish, all within a timeout.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -9,6 +10,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use crate::broker::{Broker, Close};
 use crate::http::{Limits, app};
@@ -42,13 +44,33 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(service.clone());
+        let first_request = Arc::new(Notify::new());
+        let service = FirstRequest {
+            inner: TowerToHyperService::new(service.clone()),
+            arrived: first_request.clone(),
+        };
         let connection = http
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let connection = graceful.watch(connection);
+        let request_timeout = limits.request_timeout;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let mut connection = std::pin::pin!(connection);
+            // hyper's header timeout starts only once it has told HTTP/1 from HTTP/2, which
+            // waits for the client's first bytes: a client that never sends any would hold its
+            // connection forever. Give the first request the same time as any other.
+            let ended = tokio::select! {
+                ended = connection.as_mut() => Some(ended),
+                _ = first_request.notified() => None,
+                _ = tokio::time::sleep(request_timeout) => {
+                    tracing::debug!("no request within the request timeout; connection dropped");
+                    return;
+                }
+            };
+            if let Err(e) = match ended {
+                Some(ended) => ended,
+                None => connection.await,
+            } {
                 tracing::debug!("HTTP connection ended with an error: {e}");
             }
         });
@@ -68,6 +90,23 @@ pub async fn serve(
             open = broker.connections(),
             "shutdown timeout reached with connections still open"
         );
+    }
+}
+
+/// The connection's service, noting when its first request arrives.
+struct FirstRequest<S> {
+    inner: S,
+    arrived: Arc<Notify>,
+}
+
+impl<S: hyper::service::Service<R>, R> hyper::service::Service<R> for FirstRequest<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, request: R) -> Self::Future {
+        self.arrived.notify_one();
+        self.inner.call(request)
     }
 }
 

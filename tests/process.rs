@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 /// How long a process may take to start, or to exit once it should.
@@ -98,6 +100,8 @@ struct Server {
     addr: SocketAddr,
     /// Its log lines (stdout), read on a thread so the pipe never fills.
     log: mpsc::UnboundedReceiver<String>,
+    /// The lines taken from `log` so far.
+    seen: Vec<String>,
 }
 
 impl Server {
@@ -123,9 +127,12 @@ impl Server {
                 }
             }
         });
+        let mut seen = Vec::new();
         let addr = tokio::time::timeout(PROCESS_WAIT, async {
             while let Some(line) = log.recv().await {
-                if let Some(addr) = listening_addr(&line) {
+                let addr = listening_addr(&line);
+                seen.push(line);
+                if let Some(addr) = addr {
                     return addr;
                 }
             }
@@ -133,7 +140,12 @@ impl Server {
         })
         .await
         .expect("a 'listening on' log line within the wait");
-        Server { child, addr, log }
+        Server {
+            child,
+            addr,
+            log,
+            seen,
+        }
     }
 
     fn signal(&self, signal: &str) {
@@ -145,18 +157,34 @@ impl Server {
         assert!(status.success(), "kill -{signal} failed");
     }
 
-    /// Waits for a log line containing `text`.
-    async fn wait_for_log(&mut self, text: &str) {
+    /// Waits for a log line containing `text`, and returns it.
+    async fn wait_for_log(&mut self, text: &str) -> String {
         let found = tokio::time::timeout(PROCESS_WAIT, async {
             while let Some(line) = self.log.recv().await {
+                self.seen.push(line.clone());
                 if line.contains(text) {
-                    return true;
+                    return Some(line);
                 }
             }
-            false
+            None
         })
         .await;
-        assert_eq!(found, Ok(true), "no log line containing {text:?}");
+        match found {
+            Ok(Some(line)) => line,
+            _ => panic!("no log line containing {text:?} in {:#?}", self.seen),
+        }
+    }
+
+    /// Every log line, once the process has exited (its output has ended).
+    async fn whole_log(&mut self) -> &[String] {
+        tokio::time::timeout(PROCESS_WAIT, async {
+            while let Some(line) = self.log.recv().await {
+                self.seen.push(line);
+            }
+        })
+        .await
+        .expect("the output ends once the process has exited");
+        &self.seen
     }
 }
 
@@ -185,26 +213,39 @@ async fn help_documents_every_flag_its_environment_variable_and_rust_log() {
         "slow-consumer",
         "auto-create-topics",
         "shutdown-timeout",
+        "max-body-bytes",
+        "max-request-id-bytes",
+        "max-json-depth",
+        "max-connections",
+        "max-subscriptions-per-connection",
+        "max-topics",
+        "publish-rate",
+        "publish-burst",
+        "ping-interval",
+        "ping-timeout",
+        "request-timeout",
+        "log-format",
     ];
     for flag in flags {
         assert!(help.contains(&format!("--{flag}")), "--{flag} in:\n{help}");
         let env = format!("PUBSUB_{}", flag.to_uppercase().replace('-', "_"));
         assert!(help.contains(&env), "{env} in:\n{help}");
     }
-    for value in ["disconnect", "drop"] {
+    for value in ["disconnect", "drop", "text", "json"] {
         assert!(help.contains(value), "{value} in:\n{help}");
     }
     assert!(help.contains("RUST_LOG"), "RUST_LOG in:\n{help}");
 }
 
-/// Asserts the command fails with a non-zero exit code and each of `mentions` on stderr.
+/// Asserts the command fails with exit code 2 (a usage error, as documented) and each of
+/// `mentions` on stderr.
 async fn assert_rejected(args: &[&str], envs: &[(&str, &str)], mentions: &[&str]) {
     let output = run_to_exit(pubsub(args, envs)).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !output.status.success() && output.status.code().is_some(),
-        "{args:?} {envs:?} exits with an error code: {:?}, stderr: {stderr}",
-        output.status
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{args:?} {envs:?} exits with code 2; stderr: {stderr}"
     );
     for text in mentions {
         assert!(
@@ -375,7 +416,7 @@ async fn shuts_down_gracefully_on(signal: &str) {
 
     server.signal(signal);
     let (code, reason) = client.recv_close().await;
-    assert_eq!(code, 1001, "going away; reason {reason:?}");
+    assert_eq!((code, reason.as_str()), (1001, "server shutting down"));
     let status = server.child.wait_exit(PROCESS_WAIT).await;
     assert_eq!(status.code(), Some(0), "{status:?}");
     server.wait_for_log("shutting down").await;
@@ -394,4 +435,237 @@ async fn sigterm_closes_websockets_with_1001_and_exits_0() {
 #[tokio::test]
 async fn sigint_closes_websockets_with_1001_and_exits_0() {
     shuts_down_gracefully_on("INT").await;
+}
+
+#[tokio::test]
+async fn limit_flags_out_of_range_or_inconsistent_exit_2() {
+    assert_rejected(
+        &[
+            "--port",
+            "0",
+            "--max-message-bytes",
+            "2000",
+            "--max-body-bytes",
+            "1999",
+        ],
+        &[],
+        &["--max-body-bytes (1999)", "--max-message-bytes (2000)"],
+    )
+    .await;
+    for depth in ["1", "129"] {
+        assert_rejected(
+            &["--port", "0", "--max-json-depth", depth],
+            &[],
+            &["--max-json-depth", depth],
+        )
+        .await;
+    }
+    assert_rejected(
+        &["--port", "0", "--publish-burst", "3"],
+        &[],
+        &["--publish-rate"],
+    )
+    .await;
+    assert_rejected(
+        &["--port", "0", "--ping-timeout", "0"],
+        &[],
+        &["--ping-timeout"],
+    )
+    .await;
+    assert_rejected(
+        &["--port", "0"],
+        &[("PUBSUB_MAX_JSON_DEPTH", "129")],
+        &["--max-json-depth"],
+    )
+    .await;
+    // The boundaries themselves are accepted.
+    for args in [
+        &["--max-json-depth", "2"][..],
+        &["--max-json-depth", "128"],
+        &["--max-message-bytes", "2000", "--max-body-bytes", "2000"],
+        &["--publish-rate", "2", "--publish-burst", "3"],
+    ] {
+        let mut args = args.to_vec();
+        args.extend(["--port", "0"]);
+        let server = Server::start(&args, &[]).await;
+        let r = common::http_request(server.addr, "GET", "/health", &[], b"").await;
+        assert_eq!(r.status, 200, "{args:?}");
+    }
+}
+
+/// Reads a response head from `stream` (up to the blank line) and returns it.
+async fn read_head(stream: &mut TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    tokio::time::timeout(PROCESS_WAIT, async {
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = stream.read(&mut byte).await.expect("read");
+            assert!(
+                n > 0,
+                "closed mid-head: {:?}",
+                String::from_utf8_lossy(&head)
+            );
+            head.push(byte[0]);
+        }
+    })
+    .await
+    .expect("a response head within the wait");
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish_and_closes_websockets() {
+    let mut server = Server::start(&["--port", "0", "--shutdown-timeout", "15"], &[]).await;
+    let addr = server.addr;
+    let r = common::http_request(
+        addr,
+        "POST",
+        "/topics",
+        &[("Content-Type", "application/json")],
+        br#"{"name":"t"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let mut subscriber = common::WsClient::connect(addr).await;
+    subscriber.subscribe("t").await;
+
+    // A publish whose body is on its way. `Expect: 100-continue` makes the server say when
+    // the handler has started reading the body: from then on, the request is in flight.
+    let body = br#"{"message":"sent during shutdown"}"#;
+    let (first, rest) = body.split_at(10);
+    let mut request = TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /topics/t/messages HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    request.write_all(head.as_bytes()).await.expect("send head");
+    let continued = read_head(&mut request).await;
+    assert!(continued.starts_with("HTTP/1.1 100"), "{continued}");
+    request
+        .write_all(first)
+        .await
+        .expect("send part of the body");
+
+    server.signal("TERM");
+    server.wait_for_log("shutting down").await;
+    // WebSocket clients are told at once...
+    let (code, reason) = subscriber.recv_close().await;
+    assert_eq!((code, reason.as_str()), (1001, "server shutting down"));
+    // ...while the request in flight gets to finish.
+    request.write_all(rest).await.expect("send the rest");
+    let mut response = Vec::new();
+    tokio::time::timeout(PROCESS_WAIT, async {
+        use tokio::io::AsyncReadExt;
+        request.read_to_end(&mut response).await
+    })
+    .await
+    .expect("the response within the wait")
+    .expect("read the response");
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    assert!(response.ends_with(r#"{"topic":"t","seq":1}"#), "{response}");
+
+    let status = server.child.wait_exit(PROCESS_WAIT).await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let log = server.whole_log().await;
+    assert!(
+        !log.iter().any(|l| l.contains("shutdown timeout reached")),
+        "everything finished within --shutdown-timeout: {log:#?}"
+    );
+    assert!(
+        log.last().is_some_and(|l| l.contains("stopped")),
+        "{log:#?}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_exits_0_after_the_shutdown_timeout_when_a_request_never_finishes() {
+    let mut server = Server::start(&["--port", "0", "--shutdown-timeout", "1"], &[]).await;
+    let addr = server.addr;
+    let r = common::http_request(
+        addr,
+        "POST",
+        "/topics",
+        &[("Content-Type", "application/json")],
+        br#"{"name":"t"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // A request whose body never comes (the request timeout is the default 30 s), and a
+    // WebSocket client that never reads its close frame.
+    let mut stuck = TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /topics/t/messages HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 100\r\n\
+         Expect: 100-continue\r\n\r\n"
+    );
+    stuck.write_all(head.as_bytes()).await.expect("send head");
+    assert!(read_head(&mut stuck).await.starts_with("HTTP/1.1 100"));
+    let _deaf = common::WsClient::connect(addr).await;
+
+    server.signal("TERM");
+    let status = server.child.wait_exit(PROCESS_WAIT).await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let log = server.whole_log().await;
+    assert!(
+        log.iter().any(|l| l.contains("shutdown timeout reached")),
+        "{log:#?}"
+    );
+}
+
+#[tokio::test]
+async fn log_format_json_writes_one_object_per_line_with_connection_lifetimes() {
+    let mut server = Server::start(&["--port", "0", "--log-format", "json"], &[]).await;
+    let mut client = common::WsClient::connect(server.addr).await;
+    assert_eq!(
+        client.request(json!({"action": "ping"})).await,
+        json!({"action": "pong"})
+    );
+    futures_util::SinkExt::close(&mut client.ws)
+        .await
+        .expect("close");
+    server.wait_for_log("connection closed").await;
+    let r = common::http_request(server.addr, "GET", "/health", &[], b"").await;
+    assert_eq!(r.status, 200);
+    server.signal("TERM");
+    let status = server.child.wait_exit(PROCESS_WAIT).await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+
+    let lines: Vec<Value> = server
+        .whole_log()
+        .await
+        .iter()
+        .map(|line| {
+            let value: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            assert!(value.is_object(), "{line}");
+            assert!(
+                value["level"].is_string() && value["timestamp"].is_string(),
+                "{line}"
+            );
+            value
+        })
+        .collect();
+    let with_message = |text: &str| {
+        lines
+            .iter()
+            .find(|l| l["message"] == text)
+            .unwrap_or_else(|| panic!("no {text:?} line in {lines:#?}"))
+    };
+    let opened = with_message("connection opened");
+    let closed = with_message("connection closed");
+    assert!(opened["client"].is_u64(), "{opened}");
+    assert_eq!(closed["client"], opened["client"], "{closed}");
+    assert_eq!(closed["reason"], "client closed", "{closed}");
+    assert!(
+        closed["seconds"].as_f64().is_some_and(|s| s >= 0.0),
+        "{closed}"
+    );
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("listening on http://"))),
+        "{lines:#?}"
+    );
 }

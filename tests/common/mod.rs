@@ -215,7 +215,7 @@ pub async fn http_request(
     parse_response(&response)
 }
 
-fn parse_response(raw: &[u8]) -> HttpResponse {
+pub fn parse_response(raw: &[u8]) -> HttpResponse {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -351,4 +351,157 @@ impl WsClient {
         assert_eq!(ack["action"], "published", "{ack}");
         ack["seq"].as_u64().expect("seq")
     }
+}
+
+/// The headers of a valid WebSocket upgrade request (a fixed key is as good as any).
+pub const UPGRADE_HEADERS: [(&str, &str); 4] = [
+    ("Connection", "Upgrade"),
+    ("Upgrade", "websocket"),
+    ("Sec-WebSocket-Version", "13"),
+    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+];
+
+/// WebSocket opcodes a [`RawWs`] reads.
+pub mod opcode {
+    pub const TEXT: u8 = 0x1;
+    pub const CLOSE: u8 = 0x8;
+    pub const PING: u8 = 0x9;
+    pub const PONG: u8 = 0xA;
+}
+
+/// A WebSocket spoken by hand over TCP, so a test can be the client no library would be: one
+/// that never reads, never answers a ping, or stops in the middle of anything.
+pub struct RawWs {
+    pub stream: TcpStream,
+    /// Bytes read but not yet parsed into frames.
+    buf: Vec<u8>,
+}
+
+/// One frame from the server: (opcode, payload).
+pub type RawFrame = (u8, Vec<u8>);
+
+impl RawWs {
+    /// Sends an upgrade request and reads the 101; nothing more.
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let mut head = format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\n");
+        for (name, value) in UPGRADE_HEADERS {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream
+            .write_all(head.as_bytes())
+            .await
+            .expect("send upgrade");
+        let mut buf = Vec::new();
+        let end = tokio::time::timeout(WAIT, async {
+            loop {
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    return end + 4;
+                }
+                let mut chunk = [0u8; 1024];
+                let n = stream.read(&mut chunk).await.expect("read handshake");
+                assert!(n > 0, "connection closed during the handshake");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        })
+        .await
+        .expect("handshake answer within the wait");
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 101"), "expected 101, got {head}");
+        RawWs {
+            stream,
+            buf: buf[end..].to_vec(),
+        }
+    }
+
+    /// Sends one masked text frame (the mask is all zeros: valid, and the payload stays readable).
+    pub async fn send_text(&mut self, text: &str) {
+        let payload = text.as_bytes();
+        let mut frame = vec![0x80 | opcode::TEXT];
+        match payload.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n <= 0xFFFF => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+        frame.extend_from_slice(payload);
+        self.stream.write_all(&frame).await.expect("send frame");
+    }
+
+    /// The next frame, or None once the server has closed the TCP connection (or reset it).
+    pub async fn next_frame(&mut self) -> Option<RawFrame> {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                if let Some((frame, used)) = parse_frame(&self.buf) {
+                    self.buf.drain(..used);
+                    return Some(frame);
+                }
+                let mut chunk = [0u8; 4096];
+                match self.stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        })
+        .await
+        .expect("a frame or the end of the connection within the wait")
+    }
+
+    /// The next text frame as JSON, skipping pings.
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            match self.next_frame().await {
+                Some((opcode::TEXT, payload)) => {
+                    return serde_json::from_slice(&payload).expect("JSON text frame");
+                }
+                Some((opcode::PING, _)) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Every frame until the server ends the connection.
+    pub async fn frames_until_closed(&mut self) -> Vec<RawFrame> {
+        let mut frames = Vec::new();
+        while let Some(frame) = self.next_frame().await {
+            frames.push(frame);
+        }
+        frames
+    }
+}
+
+/// Parses one unmasked server frame from the start of `buf`: the frame and the bytes it used.
+fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
+    let [b0, b1, ..] = *buf else { return None };
+    let (len, mut at) = match b1 & 0x7F {
+        126 => (
+            u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?) as usize,
+            4,
+        ),
+        127 => (
+            u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize,
+            10,
+        ),
+        n => (n as usize, 2),
+    };
+    assert_eq!(b1 & 0x80, 0, "server frames are not masked");
+    let payload = buf.get(at..at + len)?.to_vec();
+    at += len;
+    Some(((b0 & 0x0F, payload), at))
+}
+
+/// The close code and reason of a close frame's payload.
+pub fn close_payload(payload: &[u8]) -> (u16, String) {
+    assert!(payload.len() >= 2, "close frame without a code");
+    (
+        u16::from_be_bytes([payload[0], payload[1]]),
+        String::from_utf8_lossy(&payload[2..]).into_owned(),
+    )
 }

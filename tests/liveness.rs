@@ -1,0 +1,340 @@
+//! Liveness over real sockets: WebSocket pings, clients closed for not answering them (and their
+//! subscriptions freed), and HTTP requests that stall in their headers or their body.
+//!
+//! Intervals are short here so the tests are quick, but every wait for something to happen is
+//! bounded generously ([`common::WAIT`]) and nothing asserts that anything happened quickly.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{RawWs, TestServer, WAIT, close_payload, opcode};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+const FAST_PINGS: [&str; 4] = ["--ping-interval", "0.3", "--ping-timeout", "0.5"];
+
+fn subscribe(topic: &str) -> String {
+    json!({"action": "subscribe", "topic": topic}).to_string()
+}
+
+#[tokio::test]
+async fn a_client_that_keeps_reading_is_pinged_and_stays_connected() {
+    let server = TestServer::with_args(&FAST_PINGS).await;
+    server.create_topic("t").await;
+    let mut reader = server.ws().await;
+    reader.subscribe("t").await;
+
+    // Several ping intervals and timeouts: tokio-tungstenite answers each ping with a pong
+    // while it is being polled.
+    let mut pings = 0;
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(frame) = tokio::time::timeout_at(until, reader.ws.next()).await {
+        match frame {
+            Some(Ok(Message::Ping(payload))) => {
+                assert!(payload.is_empty(), "{payload:?}");
+                pings += 1;
+            }
+            other => panic!("expected only pings, got {other:?}"),
+        }
+    }
+    assert!(
+        pings >= 2,
+        "pings arrive every interval; got {pings} in 3 s"
+    );
+
+    // Still connected and subscribed, and nobody was counted dead.
+    assert_eq!(
+        reader
+            .request(json!({"action": "ping", "request_id": "r"}))
+            .await,
+        json!({"action": "pong", "request_id": "r"})
+    );
+    let r = server
+        .post_json("/topics/t/messages", &json!({"message": "still here"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(reader.recv().await["message"], "still here");
+    let stats = server.stats().await;
+    assert_eq!(stats["connections"], 1, "{stats}");
+    assert_eq!(stats["subscriptions"], 1, "{stats}");
+    assert_eq!(stats["dead_connections_closed"], 0, "{stats}");
+}
+
+#[tokio::test]
+async fn any_frame_from_the_client_counts_as_an_answer_to_a_ping() {
+    let server = TestServer::with_args(&FAST_PINGS).await;
+    // A raw client never reads, so it never sees a ping nor answers one with a pong; it sends
+    // an application ping often instead.
+    let mut chatty = RawWs::connect(server.addr).await;
+    let frame = json!({"action": "ping"}).to_string();
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < until {
+        chatty.send_text(&frame).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stats = server.stats().await;
+    assert_eq!(stats["connections"], 1, "{stats}");
+    assert_eq!(stats["dead_connections_closed"], 0, "{stats}");
+}
+
+#[tokio::test]
+async fn a_client_that_never_answers_is_closed_and_its_subscriptions_freed() {
+    let server = TestServer::with_args(&FAST_PINGS).await;
+    server.create_topic("t").await;
+    server.create_topic("u").await;
+
+    // One by hand: handshake, subscribe, then never read or send again.
+    let mut silent = RawWs::connect(server.addr).await;
+    silent.send_text(&subscribe("t")).await;
+    let ack = silent.recv().await;
+    assert_eq!(ack["action"], "subscribed", "{ack}");
+    // One with a WebSocket library that is simply never polled again after subscribing.
+    let mut unpolled = server.ws().await;
+    unpolled.subscribe("t").await;
+    unpolled.subscribe("u").await;
+    // And one that is well, to show only the silent ones go.
+    let mut well = server.ws().await;
+    well.subscribe("u").await;
+    let keep_reading = tokio::spawn(async move {
+        // Answers pings until the test drops it; ends if the server closes it.
+        while let Some(Ok(_)) = well.ws.next().await {}
+    });
+
+    let stats = server
+        .wait_for_stats("both silent clients closed", |s| {
+            s["dead_connections_closed"] == 2 && s["connections"] == 1
+        })
+        .await;
+    assert_eq!(stats["subscriptions"], 1, "{stats}");
+    assert_eq!(stats["topics"]["t"]["subscribers"], 0, "{stats}");
+    assert_eq!(stats["topics"]["u"]["subscribers"], 1, "{stats}");
+    assert!(
+        !keep_reading.is_finished(),
+        "the well client is still connected"
+    );
+
+    // The raw client was pinged, then closed with 1008 "ping timeout", then the TCP
+    // connection ended.
+    let frames = silent.frames_until_closed().await;
+    let pings = frames.iter().filter(|(op, _)| *op == opcode::PING).count();
+    assert!(pings >= 1, "{frames:?}");
+    let (last_op, last_payload) = frames.last().expect("frames");
+    assert_eq!(*last_op, opcode::CLOSE, "{frames:?}");
+    assert_eq!(
+        close_payload(last_payload),
+        (1008, "ping timeout".to_owned())
+    );
+    assert!(
+        frames
+            .iter()
+            .all(|(op, _)| *op == opcode::PING || *op == opcode::CLOSE),
+        "{frames:?}"
+    );
+
+    // Publishing to their topics now reaches no one but the well client.
+    for topic in ["t", "u"] {
+        let r = server
+            .post_json(&format!("/topics/{topic}/messages"), &json!({"message": 1}))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let stats = server
+        .wait_for_stats("one delivery", |s| s["messages_delivered"] == 1)
+        .await;
+    assert_eq!(stats["dead_connections_closed"], 2, "{stats}");
+    assert_eq!(stats["slow_consumers_disconnected"], 0, "{stats}");
+    keep_reading.abort();
+}
+
+#[tokio::test]
+async fn ping_interval_zero_sends_no_pings_and_closes_no_one() {
+    let server = TestServer::with_args(&["--ping-interval", "0", "--ping-timeout", "0.5"]).await;
+    server.create_topic("t").await;
+    let mut silent = RawWs::connect(server.addr).await;
+    silent.send_text(&subscribe("t")).await;
+    assert_eq!(silent.recv().await["action"], "subscribed");
+    let mut reader = server.ws().await;
+
+    // Several would-be timeouts: the library client sees no frame at all (a ping included).
+    reader.assert_silent(Duration::from_secs(2)).await;
+
+    let stats = server.stats().await;
+    assert_eq!(stats["connections"], 2, "{stats}");
+    assert_eq!(stats["subscriptions"], 1, "{stats}");
+    assert_eq!(stats["dead_connections_closed"], 0, "{stats}");
+    // The silent client got nothing either, and is still served.
+    silent
+        .send_text(&json!({"action": "ping"}).to_string())
+        .await;
+    let next = silent.next_frame().await.expect("a frame");
+    assert_eq!(next.0, opcode::TEXT, "no ping came first: {next:?}");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&next.1).expect("JSON"),
+        json!({"action": "pong"})
+    );
+}
+
+// --request-timeout
+
+const FAST_TIMEOUT: [&str; 2] = ["--request-timeout", "0.5"];
+
+/// Reads until the server ends the connection (EOF or reset); returns what arrived. Fails if it
+/// is still open after the wait.
+async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the server ends a stalled connection within the wait");
+    got
+}
+
+#[tokio::test]
+async fn stalled_request_headers_are_dropped() {
+    let server = TestServer::with_args(&FAST_TIMEOUT).await;
+    let addr = server.addr;
+    let partial_requests = [
+        "GET /hea".to_owned(),
+        format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n"),
+        format!("POST /topics HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n"),
+        // A WebSocket handshake that stops short.
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        ),
+    ];
+    let mut streams = Vec::new();
+    for partial in &partial_requests {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(partial.as_bytes()).await.expect("send");
+        streams.push(stream);
+    }
+    for (stream, partial) in streams.iter_mut().zip(&partial_requests) {
+        let got = read_until_closed(stream).await;
+        let got = String::from_utf8_lossy(&got);
+        assert!(
+            !got.starts_with("HTTP/1.1 2") && !got.starts_with("HTTP/1.1 101"),
+            "{partial:?} was answered {got:?}"
+        );
+    }
+    // Nothing was half-done, and the server still serves complete requests.
+    let stats = server.stats().await;
+    assert_eq!(stats["connections"], 0, "{stats}");
+    assert_eq!(stats["topics"], json!({}), "{stats}");
+    assert_eq!(server.get("/health").await.status, 200);
+}
+
+#[tokio::test]
+async fn idle_connections_are_dropped() {
+    let server = TestServer::with_args(&FAST_TIMEOUT).await;
+    let addr = server.addr;
+    // Nothing at all; the start of an HTTP/2 preface; and a keep-alive connection after its
+    // first request was answered.
+    let mut silent = TcpStream::connect(addr).await.expect("connect");
+    let mut preface = TcpStream::connect(addr).await.expect("connect");
+    preface
+        .write_all(b"PRI * HTTP/2.0\r\n")
+        .await
+        .expect("send");
+    let mut kept_alive = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    kept_alive
+        .write_all(request.as_bytes())
+        .await
+        .expect("send");
+    assert_eq!(read_response(&mut kept_alive).await.status, 200);
+
+    for stream in [&mut silent, &mut preface] {
+        let got = read_until_closed(stream).await;
+        assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    }
+    let got = read_until_closed(&mut kept_alive).await;
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+}
+
+#[tokio::test]
+async fn a_websocket_outlives_the_request_timeout() {
+    // The timeout is for requests: an established WebSocket is not one.
+    let server = TestServer::with_args(&FAST_TIMEOUT).await;
+    let mut c = server.ws().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        c.request(json!({"action": "ping"})).await,
+        json!({"action": "pong"})
+    );
+    assert_eq!(server.stats().await["connections"], 1);
+}
+
+/// Reads one response with a Content-Length body (the connection may stay open).
+async fn read_response(stream: &mut TcpStream) -> common::HttpResponse {
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .expect("a Content-Length");
+                if raw.len() >= end + 4 + length {
+                    return;
+                }
+            }
+            let n = stream.read(&mut chunk).await.expect("read response");
+            assert!(n > 0, "connection closed before a full response: {raw:?}");
+            raw.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("a response within the wait");
+    common::parse_response(&raw)
+}
+
+#[tokio::test]
+async fn a_stalled_body_is_answered_408_request_timeout() {
+    let server = TestServer::with_args(&FAST_TIMEOUT).await;
+    let addr = server.addr;
+    let cases = [
+        ("/topics", r#"{"name":"#),
+        ("/topics/t/messages", r#"{"message":"#),
+    ];
+    server.create_topic("t").await;
+    for (path, part) in cases {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: 100\r\n\r\n{part}"
+        );
+        stream.write_all(head.as_bytes()).await.expect("send");
+        let r = read_response(&mut stream).await;
+        r.assert_error(408, "request_timeout");
+    }
+    // Nothing was created or published.
+    let stats = server.stats().await;
+    assert_eq!(stats["errors"]["request_timeout"], 2, "{stats}");
+    assert_eq!(stats["messages_published"], 0, "{stats}");
+    let topics: Vec<&String> = stats["topics"]
+        .as_object()
+        .expect("topics")
+        .keys()
+        .collect();
+    assert_eq!(topics, ["t"], "{stats}");
+
+    // A complete request is served as ever.
+    let r = server
+        .post_json("/topics/t/messages", &json!({"message": "whole"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+}
