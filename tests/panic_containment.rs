@@ -29,20 +29,26 @@ async fn a_panicking_connection_is_cleaned_up_and_the_others_carry_on() {
 
     b.send(json!({"action": "ping", "request_id": FAULT_PANIC}))
         .await;
-    // B's connection ends: whatever arrives (a close frame or an error) is followed by the end.
+    // B's connection ends with 1011 "server error", and nothing answers the request.
     let ended = tokio::time::timeout(common::WAIT, async {
+        let mut close = None;
         while let Some(frame) = b.ws.next().await {
             match frame {
                 Ok(tokio_tungstenite::tungstenite::Message::Text(text)) => {
                     panic!("the panicking request was answered: {text}")
                 }
+                Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame))) => {
+                    close = Some((u16::from(frame.code), frame.reason.to_string()));
+                }
                 Ok(_) => continue,
                 Err(_) => break,
             }
         }
+        close
     })
     .await;
-    assert!(ended.is_ok(), "B's connection did not end");
+    let close = ended.expect("B's connection ends");
+    assert_eq!(close, Some((1011, "server error".to_owned())));
 
     let stats = server
         .wait_for_stats("B cleaned up", |s| {

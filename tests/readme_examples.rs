@@ -319,7 +319,12 @@ fn error_table_lists_every_code_with_its_status() {
             "README's error table lacks the row {row}"
         );
     }
-    for close in [Close::SLOW_CONSUMER, Close::PING_TIMEOUT, Close::GOING_AWAY] {
+    for close in [
+        Close::SLOW_CONSUMER,
+        Close::PING_TIMEOUT,
+        Close::INTERNAL_ERROR,
+        Close::GOING_AWAY,
+    ] {
         let row = format!("| {} | `{}` |", close.code, close.reason);
         assert!(
             text.contains(&row),

@@ -68,6 +68,14 @@ impl Close {
         discard: false,
         linger: Close::LINGER,
     };
+    /// The connection's task failed (it panicked): what was queued is dropped, and the client
+    /// is told the server was at fault.
+    pub const INTERNAL_ERROR: Close = Close {
+        code: close::INTERNAL_ERROR,
+        reason: "server error",
+        discard: true,
+        linger: Duration::from_secs(1),
+    };
     /// The socket failed: nothing more can be written, not even a close frame.
     pub const LOST: Close = Close {
         code: close::ABNORMAL,

@@ -92,8 +92,8 @@ async fn serve(socket: Socket, client: Client, limits: Limits) {
                 panic = panic_message(&*panic),
                 "connection task panicked; connection closed and cleaned up"
             );
-            outbox.close(Close::LOST);
-            "server error"
+            outbox.close(Close::INTERNAL_ERROR);
+            Close::INTERNAL_ERROR.reason
         }
     };
     if writer.await.is_err() {
@@ -138,7 +138,9 @@ impl Session {
                 outbox.room().await;
                 stream.next().await
             };
+            // Biased: a frame already read (a pong, say) is seen before the ping deadline.
             let next = tokio::select! {
+                biased;
                 next = next => next,
                 _ = &mut closing => break outbox.close_reason(),
                 _ = &mut tick, if pinger.is_some() => {
@@ -308,6 +310,8 @@ impl Pinger {
 
     /// The deadline passed: send a ping, or check the answer to the last one. False when the
     /// client let a ping go unanswered for the whole timeout. Any frame counts as an answer.
+    /// (While its queue is over the limit the server reads nothing from the client, its pong
+    /// included: a client that stays that far behind for the whole timeout is closed too.)
     fn tick(&mut self, outbox: &Outbox) -> bool {
         let now = tokio::time::Instant::now();
         if self.awaiting {

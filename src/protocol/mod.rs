@@ -84,6 +84,8 @@ pub mod close {
     pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// A normal close after the client closed.
     pub const NORMAL: u16 = 1000;
+    /// The server failed while serving this connection (its task panicked).
+    pub const INTERNAL_ERROR: u16 = 1011;
     /// Never sent: stands for a connection that broke without a close frame.
     pub const ABNORMAL: u16 = 1006;
 }
