@@ -74,9 +74,7 @@ impl ChildServer {
 
     /// The process's resident memory in KiB (`VmRSS` in /proc/PID/status), if it can be read.
     pub fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-        line.split_whitespace().nth(1)?.parse().ok()
+        rss_kib_of(self.pid())
     }
 
     /// Whether the process is still running.
@@ -92,4 +90,11 @@ impl Drop for ChildServer {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A process's resident memory in KiB (`VmRSS` in /proc/PID/status), if it can be read.
+pub fn rss_kib_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
