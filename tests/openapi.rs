@@ -231,6 +231,40 @@ fn every_route_the_server_has_is_documented() {
     );
 }
 
+/// Every topic name a client sends is documented with the server's rule, as a pattern and
+/// lengths a generator (schemathesis) can use; `tests/properties.rs` checks the pattern against
+/// `validate_topic_name`.
+#[test]
+fn every_topic_name_a_client_sends_is_documented_with_the_naming_rule() {
+    let document: Value = serde_json::from_str(&openapi_json()).expect("the document is JSON");
+    let expected = json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": pubsub::broker::MAX_TOPIC_NAME_LEN,
+        "pattern": pubsub::protocol::TOPIC_NAME_PATTERN,
+    });
+    let mut schemas = vec![(
+        "CreateTopicRequest.name".to_owned(),
+        document["components"]["schemas"]["CreateTopicRequest"]["properties"]["name"].clone(),
+    )];
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            for param in operation["parameters"].as_array().into_iter().flatten() {
+                if param["name"] == "name" && param["in"] == "path" {
+                    schemas.push((format!("{method} {path}"), param["schema"].clone()));
+                }
+            }
+        }
+    }
+    assert_eq!(schemas.len(), 5, "{schemas:?}");
+    for (place, mut schema) in schemas {
+        if let Some(schema) = schema.as_object_mut() {
+            schema.remove("description");
+        }
+        assert_eq!(schema, expected, "{place}");
+    }
+}
+
 #[tokio::test]
 async fn every_documented_operation_is_routed_by_the_server() {
     let server = TestServer::start().await;

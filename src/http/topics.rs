@@ -129,7 +129,7 @@ pub fn list_topics(state: AppState) -> Response {
 /// Shows one topic.
 #[utoipa::path(
     get, path = "/topics/{name}", operation_id = "get_topic", tag = "topics",
-    params(("name" = String, Path, description = "Topic name")),
+    params(("name" = String, Path, description = "Topic name", min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")),
     responses(
         (status = 200, description = "The topic", body = TopicDetails),
         (status = 400, description = "`invalid_topic`", body = ErrorResponse),
@@ -151,7 +151,7 @@ pub fn get_topic(name: String, state: AppState) -> Response {
 /// Deletes a topic. Its subscribers receive `topic_deleted` and are unsubscribed.
 #[utoipa::path(
     delete, path = "/topics/{name}", operation_id = "delete_topic", tag = "topics",
-    params(("name" = String, Path, description = "Topic name")),
+    params(("name" = String, Path, description = "Topic name", min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")),
     responses(
         (status = 200, description = "The topic was deleted", body = TopicDeleted),
         (status = 400, description = "`invalid_topic`", body = ErrorResponse),
@@ -169,7 +169,7 @@ pub fn delete_topic(name: String, state: AppState) -> Response {
 /// Publishes a message, delivered to subscribers exactly like a WebSocket publish.
 #[utoipa::path(
     post, path = "/topics/{name}/messages", operation_id = "publish_message", tag = "messages",
-    params(("name" = String, Path, description = "Topic name")),
+    params(("name" = String, Path, description = "Topic name", min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")),
     request_body = PublishRequest,
     responses(
         (status = 201, description = "Published", body = Published),
@@ -197,9 +197,9 @@ pub fn publish_message(
 #[utoipa::path(
     get, path = "/topics/{name}/messages", operation_id = "list_messages", tag = "messages",
     params(
-        ("name" = String, Path, description = "Topic name"),
-        ("since_seq" = Option<u64>, Query, minimum = 0, description = "Only messages with a greater seq (default 0)"),
-        ("limit" = Option<u64>, Query, minimum = 0, description = "At most this many (default and maximum: the history size)"),
+        ("name" = String, Path, description = "Topic name", min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$"),
+        ("since_seq" = Option<u64>, Query, format = "uint64", minimum = 0, maximum = 18446744073709551615_u64, description = "Only messages with a greater seq (default 0)"),
+        ("limit" = Option<u64>, Query, format = "uint64", minimum = 0, maximum = 18446744073709551615_u64, description = "At most this many (default and maximum: the history size)"),
     ),
     responses(
         (status = 200, description = "The messages", body = History),

@@ -395,3 +395,6 @@ mod tests {
         assert_eq!(e.request_id, None);
     }
 }
+
+#[cfg(test)]
+mod properties;

@@ -6,11 +6,22 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
+/// The topic-name rule as the regular expression the OpenAPI document gives for every topic name
+/// a client sends (the `name` path parameter and [`CreateTopicRequest::name`]). utoipa takes only
+/// a literal there, so the attributes repeat it; `tests/openapi.rs` checks they agree with this
+/// constant and `tests/properties.rs` that it agrees with `validate_topic_name`.
+pub const TOPIC_NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$";
+
 /// `POST /topics`: the topic to create.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[schema(example = json!({"name": "news"}))]
 pub struct CreateTopicRequest {
     /// 1 to 255 characters from `A-Z a-z 0-9 . _ - :`, starting with a letter or digit.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$"
+    )]
     pub name: String,
 }
 

@@ -2,6 +2,7 @@
 //! exactly the bytes they mean, malformed ones included) and a WebSocket client.
 #![allow(dead_code)] // each test file uses its own part of the harness
 
+pub mod child;
 pub mod tools;
 
 use std::net::SocketAddr;

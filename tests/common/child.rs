@@ -1,0 +1,100 @@
+//! The real `pubsub` binary as a child process, for tests that need its own process: its memory
+//! (`VmRSS`), or a tool outside this process talking to it.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long the server may take to start.
+const START_WAIT: Duration = Duration::from_secs(30);
+
+/// A `pubsub` process listening on 127.0.0.1 and a free port; killed when dropped.
+pub struct ChildServer {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ChildServer {
+    /// Starts `pubsub --port 0 ARGS...` with no inherited `PUBSUB_*` or `RUST_LOG`, and waits for
+    /// its "listening on" line. Request logging is off: only warnings and errors are printed.
+    pub fn start(args: &[&str]) -> ChildServer {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pubsub"));
+        for (name, _) in std::env::vars_os() {
+            if name
+                .to_str()
+                .is_some_and(|n| n.starts_with("PUBSUB_") || n == "RUST_LOG")
+            {
+                cmd.env_remove(name);
+            }
+        }
+        let mut child = cmd
+            .args(["--port", "0"])
+            .args(args)
+            .env("RUST_LOG", "warn,pubsub=info,pubsub::http=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn pubsub");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        // Reads the log to its end, so the pipe never fills; shows warnings and errors.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("WARN") || line.contains("ERROR") {
+                    eprintln!("pubsub: {line}");
+                }
+                let _ = tx.send(line);
+            }
+        });
+        let mut server = ChildServer {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        loop {
+            let line = rx
+                .recv_timeout(START_WAIT)
+                .expect("a 'listening on' log line within the wait");
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let addr = rest.split(|c: char| c.is_whitespace() || c == '/').next();
+                server.addr = addr
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or_else(|| panic!("no address in {line:?}"));
+                return server;
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The process's resident memory in KiB (`VmRSS` in /proc/PID/status), if it can be read.
+    pub fn rss_kib(&self) -> Option<u64> {
+        rss_kib_of(self.pid())
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A process's resident memory in KiB (`VmRSS` in /proc/PID/status), if it can be read.
+pub fn rss_kib_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
