@@ -251,9 +251,9 @@ impl Outbox {
         }
     }
 
-    /// Why the connection is closing, once it is.
-    pub fn close_reason(&self) -> &'static str {
-        lock(&self.state).close.map_or("", |c| c.reason)
+    /// How the connection is closing, once it is.
+    pub fn close_state(&self) -> Option<Close> {
+        lock(&self.state).close
     }
 
     /// Resolves once the connection is closing.

@@ -75,7 +75,7 @@ async fn serve(socket: Socket, client: Client, limits: Limits) {
     let id = client.id();
     let opened = Instant::now();
     tracing::info!(client = id, "connection opened");
-    let (sink, stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let outbox = client.outbox().clone();
     let writer = tokio::spawn(write(sink, outbox.clone()));
     let mut session = Session {
@@ -83,9 +83,11 @@ async fn serve(socket: Socket, client: Client, limits: Limits) {
         client,
         limits,
     };
-    let ended = AssertUnwindSafe(session.run(stream)).catch_unwind().await;
-    let reason = match ended {
-        Ok(reason) => reason,
+    let ended = AssertUnwindSafe(session.run(&mut stream))
+        .catch_unwind()
+        .await;
+    let (reason, linger) = match ended {
+        Ok(ended) => ended,
         Err(panic) => {
             tracing::error!(
                 client = id,
@@ -93,7 +95,10 @@ async fn serve(socket: Socket, client: Client, limits: Limits) {
                 "connection task panicked; connection closed and cleaned up"
             );
             outbox.close(Close::INTERNAL_ERROR);
-            Close::INTERNAL_ERROR.reason
+            (
+                Close::INTERNAL_ERROR.reason,
+                Some(Close::INTERNAL_ERROR.linger),
+            )
         }
     };
     if writer.await.is_err() {
@@ -102,6 +107,12 @@ async fn serve(socket: Socket, client: Client, limits: Limits) {
     // Only now, with the close frame written, does the connection stop counting as open (a
     // shutdown waits for that count to reach zero).
     drop(session);
+    // Read (and ignore) what the client still sends until it answers our close: dropping a
+    // socket with unread input makes TCP reset it, and the client could lose our close frame.
+    if let Some(linger) = linger {
+        let drain = async { while let Some(Ok(_)) = stream.next().await {} };
+        let _ = tokio::time::timeout(linger, drain).await;
+    }
     let seconds = opened.elapsed().as_secs_f64();
     tracing::info!(client = id, reason, seconds, "connection closed");
 }
@@ -123,8 +134,9 @@ struct Session {
 }
 
 impl Session {
-    /// Reads client frames until the connection ends; returns why it ended.
-    async fn run(&mut self, mut stream: SplitStream<Socket>) -> &'static str {
+    /// Reads client frames until the connection ends. Returns why it ended and, when the server
+    /// closed a connection the client may still be writing to, how long to wait for its close.
+    async fn run(&mut self, stream: &mut SplitStream<Socket>) -> (&'static str, Option<Duration>) {
         let outbox = self.client.outbox().clone();
         let mut pinger = self.limits.liveness.map(Pinger::new);
         // Made once, not per frame: a busy publisher should not pay for timer registrations.
@@ -132,7 +144,9 @@ impl Session {
         let tick = tokio::time::sleep_until(pinger.as_ref().map_or(far, |p| p.deadline));
         let closing = outbox.closing();
         tokio::pin!(tick, closing);
-        let reason = loop {
+        // Why the session ended, and whether the server is closing a connection the client still
+        // writes to.
+        let (reason, server_closed) = loop {
             // Stop taking requests while replies are piling up unread.
             let next = async {
                 outbox.room().await;
@@ -142,13 +156,16 @@ impl Session {
             let next = tokio::select! {
                 biased;
                 next = next => next,
-                _ = &mut closing => break outbox.close_reason(),
+                _ = &mut closing => match outbox.close_state() {
+                    Some(close) => break (close.reason, Some(close)),
+                    None => break ("", None),
+                },
                 _ = &mut tick, if pinger.is_some() => {
                     if let Some(p) = &mut pinger {
                         if !p.tick(&outbox) {
                             self.client.broker().record_dead_connection();
                             outbox.close(Close::PING_TIMEOUT);
-                            break Close::PING_TIMEOUT.reason;
+                            break (Close::PING_TIMEOUT.reason, Some(Close::PING_TIMEOUT));
                         }
                         tick.as_mut().reset(p.deadline);
                     }
@@ -165,19 +182,22 @@ impl Session {
                     ErrorCode::BadRequest,
                     "binary frames are not supported: send JSON text frames",
                 ),
-                Some(Ok(Message::Close(_))) | None => break "client closed",
+                Some(Ok(Message::Close(_))) | None => break ("client closed", None),
                 Some(Ok(_)) => {} // ping and pong: tungstenite answers pings itself
                 Some(Err(e)) => {
                     let close = close_for(&e);
                     outbox.close(close);
-                    break close.reason;
+                    break (close.reason, None);
                 }
             }
         };
         // Free the subscriptions now; the writer may still need time to deliver the close frame.
         self.client.unsubscribe_all();
         outbox.close(Close::NORMAL);
-        reason
+        let linger = server_closed
+            .filter(|c| *c != Close::LOST)
+            .map(|c| c.linger);
+        (reason, linger)
     }
 
     fn handle_text(&mut self, text: &str) {
