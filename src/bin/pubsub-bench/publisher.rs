@@ -7,9 +7,11 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::Ws;
+use crate::client::{self, Ws};
+use crate::target::Target;
 use crate::wire::{self, PublishFrames, Received};
 
+#[derive(Clone)]
 pub struct Plan {
     /// Publish number i goes to topic i % topics.len().
     pub topics: Vec<String>,
@@ -33,6 +35,67 @@ pub struct Outcome {
     pub max_lag_ns: u64,
     /// Why publishing stopped early, if it did.
     pub failure: Option<String>,
+}
+
+/// A publisher on a thread of its own, with its own single-threaded runtime, so that hundreds
+/// of busy subscriber tasks cannot delay its sends (which would show as the server falling
+/// behind schedule in the `rate` scenario).
+pub struct Dedicated {
+    go: tokio::sync::oneshot::Sender<std::time::Instant>,
+    thread: std::thread::JoinHandle<Option<Outcome>>,
+}
+
+impl Dedicated {
+    /// Starts the thread and connects; publishing starts with [`Dedicated::run`].
+    pub async fn connect(target: &Target, plan: Plan) -> Result<Self, String> {
+        use tokio::sync::oneshot;
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();
+        let (go, go_rx) = oneshot::channel::<std::time::Instant>();
+        let target = target.clone();
+        let thread = std::thread::Builder::new()
+            .name("publisher".to_owned())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("publisher runtime: {e}")));
+                        return None;
+                    }
+                };
+                runtime.block_on(async move {
+                    let ws = match client::connect(&target, 64 * 1024).await {
+                        Ok(ws) => ws,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(format!("publisher: {e}")));
+                            return None;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    // A dropped sender means the run was abandoned before it started.
+                    let deadline = go_rx.await.ok()?;
+                    Some(publish(ws, &plan, Instant::from_std(deadline)).await)
+                })
+            })
+            .map_err(|e| format!("cannot start the publisher thread: {e}"))?;
+        ready_rx
+            .await
+            .map_err(|_| "the publisher thread ended before connecting".to_owned())??;
+        Ok(Dedicated { go, thread })
+    }
+
+    /// Publishes the plan, stopping at `deadline` at the latest.
+    pub async fn run(self, deadline: Instant) -> Result<Outcome, String> {
+        let _ = self.go.send(deadline.into_std());
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(|e| format!("waiting for the publisher: {e}"))?
+            .map_err(|_| "the publisher thread panicked".to_owned())?
+            .ok_or_else(|| "the publisher did not start".to_owned())
+    }
 }
 
 /// Publishes the plan on `ws`, stopping at `deadline` at the latest.

@@ -8,9 +8,8 @@ use tokio::sync::watch;
 
 use super::{Env, connect_subscribers, create_topics, read_buffer, topic_names};
 use crate::cli::Scenario;
-use crate::client;
 use crate::procfs;
-use crate::publisher::{self, Plan};
+use crate::publisher::{Dedicated, Plan};
 use crate::report::{Better, Headline, RunReport, num};
 use crate::subscriber;
 use crate::target::Target;
@@ -80,7 +79,6 @@ pub async fn run(
         .into_iter()
         .map(|(_, ws)| tokio::spawn(subscriber::receive(ws, 1, false, stop_rx.clone())))
         .collect();
-    let publisher_ws = client::connect(target, 64 * 1024).await?;
     let plan = Plan {
         topics: names,
         messages: u64::from(*topics),
@@ -88,7 +86,10 @@ pub async fn run(
         message_bytes: 64,
         rate: None,
     };
-    let published = publisher::publish(publisher_ws, &plan, deadline).await;
+    let published = Dedicated::connect(target, plan)
+        .await?
+        .run(deadline)
+        .await?;
     let drain_end = if published.failure.is_some() || published.errors > 0 {
         tokio::time::Instant::now()
     } else {

@@ -6,8 +6,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{CpuProbe, CpuUse, Env, connect_subscribers, create_topics, read_buffer};
-use crate::client;
-use crate::publisher::{self, Plan};
+use crate::publisher::{self, Dedicated, Plan};
 use crate::subscriber::{self, new_histogram};
 use crate::target::Target;
 
@@ -54,7 +53,7 @@ pub async fn run(load: Load, target: &Target, env: &Env) -> Result<LoadOutcome, 
             first.unwrap_or_default()
         ));
     }
-    let publisher_ws = client::connect(target, 64 * 1024).await?;
+    let publisher = Dedicated::connect(target, load.plan.clone()).await?;
 
     // How many deliveries each topic's subscribers should get.
     let topics = load.plan.topics.len() as u64;
@@ -77,7 +76,7 @@ pub async fn run(load: Load, target: &Target, env: &Env) -> Result<LoadOutcome, 
             ))
         })
         .collect();
-    let published = publisher::publish(publisher_ws, &load.plan, deadline).await;
+    let published = publisher.run(deadline).await?;
 
     // Deliveries may still be on their way: wait for them, but not past the drain timeout, and
     // not at all when publishing failed (what was refused will never arrive).

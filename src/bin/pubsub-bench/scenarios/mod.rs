@@ -189,14 +189,15 @@ impl CpuUse {
     ) {
         let wall = self.wall.as_secs_f64().max(1e-9);
         let harness_cores = self.harness.as_secs_f64() / wall;
-        let load = harness_cores / env.threads as f64;
+        // The runtime's workers plus the publisher's thread, on at most every CPU.
+        let capacity = (env.threads + 1).min(env.cpus).max(1);
+        let load = harness_cores / capacity as f64;
         figures.push(("harness_cpu_cores", num(harness_cores)));
         figures.push(("harness_load", num(load)));
         if load >= 0.9 {
             notes.push(format!(
-                "HARNESS SATURATED: it used {harness_cores:.2} CPU of its {} threads ({:.0}%); \
-                 the figures are bounded by the harness, not only the server",
-                env.threads,
+                "HARNESS SATURATED: it used {harness_cores:.2} of the {capacity} CPUs its threads \
+                 can use ({:.0}%); the figures are bounded by the harness, not only the server",
                 load * 100.0
             ));
         }
