@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::{Env, connect_subscribers, create_topics, read_buffer, topic_names};
+use super::{CpuProbe, Env, connect_subscribers, create_topics, read_buffer, topic_names};
 use crate::cli::Scenario;
 use crate::procfs;
 use crate::publisher::{Dedicated, Plan};
@@ -39,6 +39,7 @@ pub async fn run(
     let rss_before = target.pid.map(rss).transpose()?;
 
     let started = Instant::now();
+    let probe = CpuProbe::start(target)?;
     let (subs, failed, first) = connect_subscribers(
         target,
         &names,
@@ -48,6 +49,7 @@ pub async fn run(
     )
     .await;
     let connect_s = started.elapsed().as_secs_f64();
+    let connect_cpu = probe.stop()?;
     let connected = subs.len() as u64;
     figures.push(("connections", json!(connections)));
     figures.push(("connected", json!(connected)));
@@ -55,6 +57,12 @@ pub async fn run(
         "connects_per_s",
         num(connected as f64 / connect_s.max(1e-9)),
     ));
+    // CPU over the connect phase: says whether the harness or the server bounds connects/s.
+    connect_cpu.figures(env, &mut figures, &mut notes);
+    if let Some(server) = connect_cpu.server {
+        let per_connect = server.as_secs_f64() * 1e6 / connected.max(1) as f64;
+        figures.push(("server_us_per_connect", num(per_connect)));
+    }
     let mut ok = failed == 0;
     if let Some(first) = first {
         notes.push(format!("{failed} connections failed; first: {first}"));

@@ -42,7 +42,7 @@ pub async fn run(load: Load, target: &Target, env: &Env) -> Result<LoadOutcome, 
         target,
         &load.plan.topics,
         load.subscriber_topics.iter().copied(),
-        200,
+        64,
         read_buffer(connections),
     )
     .await;
