@@ -69,7 +69,7 @@ wait_listening() { # port
 
 start_servers() {
     stop_servers
-    RUST_LOG=warn "$BROKER" --port "$PORT_A" >>"$OUT/broker.log" 2>&1 &
+    RUST_LOG=warn "$BROKER" --port "$PORT_A" --max-connections 20000 >>"$OUT/broker.log" 2>&1 &
     PID_A=$!
     "$REF" --port "$PORT_B" >>"$OUT/reference.log" 2>&1 &
     PID_B=$!

@@ -36,7 +36,14 @@ pub async fn serve(
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) => {
+                    // Frames are batched by the writer already; Nagle's algorithm would only hold
+                    // the last small frame of a batch back (tens of milliseconds with delayed ACKs).
+                    if let Err(e) = stream.set_nodelay(true) {
+                        tracing::debug!("cannot set TCP_NODELAY: {e}");
+                    }
+                    stream
+                }
                 Err(e) => {
                     accept_failed(e).await;
                     continue;
