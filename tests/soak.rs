@@ -479,8 +479,12 @@ async fn session(addr: SocketAddr, kind: &'static str, rng: &mut StdRng, tally: 
         }
         // A subscriber is never reset by the server: after a close frame it reads (and drops)
         // what the client still sends until the client answers, so the 1008 arrives first.
-        Err(e) => {
-            tally.server_error(format!("{e:?} in a {kind} session"));
+        Err(Ended::Lost(how)) => {
+            tally.server_error(format!("connection lost ({how}) in a {kind} session"));
+            client.ended("failed", tally);
+        }
+        Err(Ended::TimedOut) => {
+            tally.server_error(format!("no reply in time in a {kind} session"));
             client.ended("failed", tally);
         }
     }
