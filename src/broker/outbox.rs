@@ -90,7 +90,10 @@ impl Close {
 /// One frame waiting to be written.
 #[derive(Debug, Clone)]
 pub struct OutFrame {
+    /// The frame; the writer may take it out to write it (see [`OutFrame::len`]).
     pub frame: Frame,
+    /// The frame's length, kept for accounting after the writer has taken the frame.
+    len: usize,
     /// A delivered `message` frame (counted in `messages_delivered` once written).
     pub is_message: bool,
     /// A WebSocket ping (the frame is empty), sent to check the client is still there.
@@ -102,6 +105,7 @@ pub struct OutFrame {
 impl OutFrame {
     fn text(frame: Frame, is_message: bool, live: bool) -> Self {
         OutFrame {
+            len: frame.len(),
             frame,
             is_message,
             is_ping: false,
@@ -135,9 +139,9 @@ struct State {
 impl State {
     /// Stops counting a frame that was written or discarded.
     fn release(&mut self, frame: &OutFrame) {
-        self.bytes = self.bytes.saturating_sub(frame.frame.len());
+        self.bytes = self.bytes.saturating_sub(frame.len);
         if frame.live {
-            self.live_bytes = self.live_bytes.saturating_sub(frame.frame.len());
+            self.live_bytes = self.live_bytes.saturating_sub(frame.len);
         }
     }
 }
@@ -235,6 +239,7 @@ impl Outbox {
         if st.close.is_none() {
             st.frames.push_front(OutFrame {
                 frame: Frame::default(),
+                len: 0,
                 is_message: false,
                 is_ping: true,
                 live: false,
@@ -313,21 +318,23 @@ impl Outbox {
         let messages = batch.iter().filter(|f| f.is_message).count() as u64;
         self.counters.delivered(messages);
         let mut st = lock(&self.state);
+        let was_over = st.bytes > self.limit;
         for frame in batch {
             st.release(frame);
         }
         if st.frames.is_empty() && st.close.is_none() {
             self.flush_lagged_locked(&mut st);
         }
-        if st.bytes <= self.limit {
+        // Only a reader that found the queue over its limit waits for room.
+        if was_over && st.bytes <= self.limit {
             self.room.notify_one();
         }
     }
 
     fn enqueue_locked(&self, st: &mut State, frame: OutFrame) {
-        st.bytes += frame.frame.len();
+        st.bytes += frame.len;
         if frame.live {
-            st.live_bytes += frame.frame.len();
+            st.live_bytes += frame.len;
         }
         st.frames.push_back(frame);
         if st.frames.len() == 1 {

@@ -382,14 +382,17 @@ fn reply(client: &Client, frame: &ServerFrame<'_>) {
 /// `linger` and then the socket is dropped.
 async fn write(mut sink: SplitSink<Socket, Message>, outbox: Arc<Outbox>) {
     let mut batch: Vec<OutFrame> = Vec::new();
+    // Made once: a busy connection should not subscribe to the close watch for every batch.
+    let aborting = outbox.aborting();
+    tokio::pin!(aborting);
     let close = loop {
         batch.clear();
         if let Err(close) = outbox.next_batch(&mut batch).await {
             break close;
         }
         let written = tokio::select! {
-            result = write_batch(&mut sink, &batch) => result,
-            _ = outbox.aborting() => continue,
+            result = write_batch(&mut sink, &mut batch) => result,
+            _ = &mut aborting => continue,
         };
         if written.is_err() {
             outbox.close(Close::LOST);
@@ -413,16 +416,17 @@ async fn write(mut sink: SplitSink<Socket, Message>, outbox: Arc<Outbox>) {
     .await;
 }
 
-/// Feeds every frame of the batch (shared bytes, no copy) and flushes once.
+/// Feeds every frame of the batch (shared bytes, no copy: each is moved out, its length stays
+/// for the accounting) and flushes once.
 async fn write_batch(
     sink: &mut SplitSink<Socket, Message>,
-    batch: &[OutFrame],
+    batch: &mut [OutFrame],
 ) -> Result<(), WsError> {
     for frame in batch {
         let message = if frame.is_ping {
             Message::Ping(Default::default())
         } else {
-            Message::Text(frame.frame.clone())
+            Message::Text(std::mem::take(&mut frame.frame))
         };
         sink.feed(message).await?;
     }
