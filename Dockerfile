@@ -4,7 +4,7 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked
+RUN cargo build --release --locked --bin pubsub
 
 FROM debian:bookworm-slim
 RUN useradd --system --user-group --uid 10001 --no-create-home --shell /usr/sbin/nologin pubsub
