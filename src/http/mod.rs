@@ -8,11 +8,13 @@ mod body;
 mod console;
 pub mod docs;
 mod error;
+mod liveness;
 mod metrics;
 mod ops;
 mod rate_limit;
 mod topics;
 mod upgrade;
+mod writer;
 mod ws;
 
 use std::convert::Infallible;

@@ -1,24 +1,25 @@
-//! One WebSocket session: a reader loop that turns client frames into broker calls, and a
-//! writer task that drains the connection's outbox to the socket in batches.
+//! One WebSocket session: the route, the handshake's answer, and the reader loop that turns
+//! client frames into broker calls. The writer task is in [`super::writer`], pinging in
+//! [`super::liveness`].
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::stream::SplitStream;
+use futures_util::{FutureExt, StreamExt};
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::{WebSocketConfig, frame::Utf8Bytes};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use warp::reply::Response;
 use warp::{Filter, filters::BoxedFilter};
 
 use super::error::{ApiError, method_not_allowed};
+use super::liveness::Pinger;
 use super::rate_limit::TokenBucket;
 use super::upgrade::{Handshake, Socket, handshake, refuse};
-use super::{AppState, Limits, Liveness, PublishRate, with_state};
-use crate::broker::{Client, Close, OutFrame, Outbox};
+use super::writer::write;
+use super::{AppState, Limits, PublishRate, with_state};
+use crate::broker::{Client, Close};
 use crate::protocol::{
     ClientFrame, Command, ErrorBody, ErrorCode, ServerFrame, close, encode_server_frame,
     exceeds_depth, parse_client_frame,
@@ -143,7 +144,7 @@ impl Session {
         let mut pinger = self.limits.liveness.map(Pinger::new);
         // Made once, not per frame: a busy publisher should not pay for timer registrations.
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
-        let tick = tokio::time::sleep_until(pinger.as_ref().map_or(far, |p| p.deadline));
+        let tick = tokio::time::sleep_until(pinger.as_ref().map_or(far, Pinger::deadline));
         let closing = outbox.closing();
         tokio::pin!(tick, closing);
         // Why the session ended, and whether the server is closing a connection the client still
@@ -169,13 +170,13 @@ impl Session {
                             outbox.close(Close::PING_TIMEOUT);
                             break (Close::PING_TIMEOUT.reason, Some(Close::PING_TIMEOUT));
                         }
-                        tick.as_mut().reset(p.deadline);
+                        tick.as_mut().reset(p.deadline());
                     }
                     continue;
                 }
             };
             if let (Some(p), Some(Ok(_))) = (&mut pinger, &next) {
-                p.heard = true;
+                p.heard();
             }
             match next {
                 Some(Ok(Message::Text(text))) => self.handle_text(&text),
@@ -310,50 +311,6 @@ fn rate_limited_message(rate: PublishRate) -> String {
 #[cfg(feature = "fault-injection")]
 pub const FAULT_PANIC: &str = "fault-injection:panic";
 
-/// When to ping, and whether the client answered the last ping in time.
-struct Pinger {
-    liveness: Liveness,
-    deadline: tokio::time::Instant,
-    /// A ping is out and unanswered.
-    awaiting: bool,
-    /// Something arrived from the client since the last ping.
-    heard: bool,
-}
-
-impl Pinger {
-    fn new(liveness: Liveness) -> Self {
-        Pinger {
-            liveness,
-            deadline: tokio::time::Instant::now() + liveness.ping_interval,
-            awaiting: false,
-            heard: false,
-        }
-    }
-
-    /// The deadline passed: send a ping, or check the answer to the last one. False when the
-    /// client let a ping go unanswered for the whole timeout. Any frame counts as an answer.
-    /// (While its queue is over the limit the server reads nothing from the client, its pong
-    /// included: a client that stays that far behind for the whole timeout is closed too.)
-    fn tick(&mut self, outbox: &Outbox) -> bool {
-        let now = tokio::time::Instant::now();
-        if self.awaiting {
-            if !self.heard {
-                return false;
-            }
-            self.awaiting = false;
-            let interval = self.liveness.ping_interval;
-            let waited = self.liveness.ping_timeout;
-            self.deadline = now + interval.saturating_sub(waited);
-        } else {
-            outbox.push_ping();
-            self.awaiting = true;
-            self.heard = false;
-            self.deadline = now + self.liveness.ping_timeout;
-        }
-        true
-    }
-}
-
 /// The close frame for a read error: the protocol's own codes where it names one.
 fn close_for(e: &WsError) -> Close {
     match e {
@@ -375,60 +332,4 @@ fn close_for(e: &WsError) -> Close {
 
 fn reply(client: &Client, frame: &ServerFrame<'_>) {
     client.outbox().push(encode_server_frame(frame), false);
-}
-
-/// Writes batches until the outbox closes, then the close frame. A slow-consumer close
-/// abandons a write the client is not reading; whatever happens, a close completes within its
-/// `linger` and then the socket is dropped.
-async fn write(mut sink: SplitSink<Socket, Message>, outbox: Arc<Outbox>) {
-    let mut batch: Vec<OutFrame> = Vec::new();
-    // Made once: a busy connection should not subscribe to the close watch for every batch.
-    let aborting = outbox.aborting();
-    tokio::pin!(aborting);
-    let close = loop {
-        batch.clear();
-        if let Err(close) = outbox.next_batch(&mut batch).await {
-            break close;
-        }
-        let written = tokio::select! {
-            result = write_batch(&mut sink, &mut batch) => result,
-            _ = &mut aborting => continue,
-        };
-        if written.is_err() {
-            outbox.close(Close::LOST);
-            return;
-        }
-        outbox.written(&batch);
-    };
-    if close == Close::LOST {
-        return;
-    }
-    let _ = tokio::time::timeout(close.linger, async {
-        if close != Close::NORMAL {
-            let frame = CloseFrame {
-                code: close.code.into(),
-                reason: Utf8Bytes::from_static(close.reason),
-            };
-            let _ = sink.send(Message::Close(Some(frame))).await;
-        }
-        let _ = sink.close().await;
-    })
-    .await;
-}
-
-/// Feeds every frame of the batch (shared bytes, no copy: each is moved out, its length stays
-/// for the accounting) and flushes once.
-async fn write_batch(
-    sink: &mut SplitSink<Socket, Message>,
-    batch: &mut [OutFrame],
-) -> Result<(), WsError> {
-    for frame in batch {
-        let message = if frame.is_ping {
-            Message::Ping(Default::default())
-        } else {
-            Message::Text(std::mem::take(&mut frame.frame))
-        };
-        sink.feed(message).await?;
-    }
-    sink.flush().await
 }
