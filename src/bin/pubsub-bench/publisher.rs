@@ -37,6 +37,25 @@ pub struct Outcome {
     pub failure: Option<String>,
 }
 
+impl Outcome {
+    /// Adds to `notes` what went wrong while publishing; false if anything did.
+    pub fn note_problems(&self, notes: &mut Vec<String>) -> bool {
+        let mut ok = true;
+        if let Some(f) = &self.failure {
+            notes.push(format!("publisher: {f}"));
+            ok = false;
+        }
+        if let Some(e) = &self.first_error {
+            notes.push(format!(
+                "{} publishes answered with an error; first: {e}",
+                self.errors
+            ));
+            ok = false;
+        }
+        ok
+    }
+}
+
 /// A publisher on a thread of its own, with its own single-threaded runtime, so that hundreds
 /// of busy subscriber tasks cannot delay its sends (which would show as the server falling
 /// behind schedule in the `rate` scenario).

@@ -126,17 +126,7 @@ pub async fn run(
         "fraction_reached",
         num(reached as f64 / connected.max(1) as f64),
     ));
-    if let Some(f) = &published.failure {
-        notes.push(format!("publisher: {f}"));
-        ok = false;
-    }
-    if let Some(e) = &published.first_error {
-        notes.push(format!(
-            "{} publishes answered with an error; first: {e}",
-            published.errors
-        ));
-        ok = false;
-    }
+    ok &= published.note_problems(&mut notes);
     if broken > 0 {
         notes.push(format!(
             "{broken} connections ended early; first: {}",

@@ -112,18 +112,7 @@ pub fn load_figures(
         ));
     }
     notes.extend(out.notes.iter().cloned());
-    let mut ok = true;
-    if let Some(f) = &p.failure {
-        notes.push(format!("publisher: {f}"));
-        ok = false;
-    }
-    if let Some(e) = &p.first_error {
-        notes.push(format!(
-            "{} publishes answered with an error; first: {e}",
-            p.errors
-        ));
-        ok = false;
-    }
+    let mut ok = p.note_problems(notes);
     if out.failed_subscribers > 0 {
         notes.push(format!(
             "{} subscribers ended early; first: {}",
