@@ -402,15 +402,7 @@ async fn boolean_environment_variables_take_the_usual_spellings() {
 /// shutdown: a 1001 close frame, exit status 0, and the port closed.
 async fn shuts_down_gracefully_on(signal: &str) {
     let mut server = Server::start(&["--port", "0"], &[]).await;
-    let r = common::http_request(
-        server.addr,
-        "POST",
-        "/topics",
-        &[("Content-Type", "application/json")],
-        br#"{"name":"t"}"#,
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.text());
+    common::create_topic_at(server.addr, "t").await;
     let mut client = common::WsClient::connect(server.addr).await;
     client.subscribe("t").await;
 
@@ -518,15 +510,7 @@ async fn read_head(stream: &mut TcpStream) -> String {
 async fn sigterm_lets_an_in_flight_request_finish_and_closes_websockets() {
     let mut server = Server::start(&["--port", "0", "--shutdown-timeout", "15"], &[]).await;
     let addr = server.addr;
-    let r = common::http_request(
-        addr,
-        "POST",
-        "/topics",
-        &[("Content-Type", "application/json")],
-        br#"{"name":"t"}"#,
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.text());
+    common::create_topic_at(addr, "t").await;
     let mut subscriber = common::WsClient::connect(addr).await;
     subscriber.subscribe("t").await;
 
@@ -584,15 +568,7 @@ async fn sigterm_lets_an_in_flight_request_finish_and_closes_websockets() {
 async fn sigterm_exits_0_after_the_shutdown_timeout_when_a_request_never_finishes() {
     let mut server = Server::start(&["--port", "0", "--shutdown-timeout", "1"], &[]).await;
     let addr = server.addr;
-    let r = common::http_request(
-        addr,
-        "POST",
-        "/topics",
-        &[("Content-Type", "application/json")],
-        br#"{"name":"t"}"#,
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.text());
+    common::create_topic_at(addr, "t").await;
     // A request whose body never comes (the request timeout is the default 30 s), and a
     // WebSocket client that never reads its close frame.
     let mut stuck = TcpStream::connect(addr).await.expect("connect");

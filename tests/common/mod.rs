@@ -97,10 +97,7 @@ impl TestServer {
     }
 
     pub async fn create_topic(&self, name: &str) {
-        let r = self
-            .post_json("/topics", &serde_json::json!({ "name": name }))
-            .await;
-        assert_eq!(r.status, 201, "create topic {name}: {}", r.text());
+        create_topic_at(self.addr, name).await;
     }
 
     /// `GET /stats` as JSON.
@@ -177,6 +174,20 @@ impl HttpResponse {
 }
 
 /// Sends one HTTP/1.1 request with `Connection: close` and reads the whole response.
+/// Creates a topic on the server at `addr` (in this process or a child), asserting 201.
+pub async fn create_topic_at(addr: SocketAddr, name: &str) {
+    let body = serde_json::json!({ "name": name }).to_string();
+    let r = http_request(
+        addr,
+        "POST",
+        "/topics",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "create topic {name}: {}", r.text());
+}
+
 pub async fn http_request(
     addr: SocketAddr,
     method: &str,
