@@ -51,31 +51,10 @@ pub fn rss_bytes(pid: &str) -> Result<u64, String> {
 }
 
 /// Raises this process's soft limit on open files to the hard limit, so one run can hold
-/// thousands of connections. Returns the soft limit in force afterwards.
+/// thousands of connections. Returns the soft limit in force afterwards. The same call the
+/// server makes at start-up.
 pub fn raise_nofile_limit() -> Result<u64, String> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass, which lives for the whole call.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(format!(
-            "getrlimit(RLIMIT_NOFILE): {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    if limit.rlim_cur < limit.rlim_max {
-        limit.rlim_cur = limit.rlim_max;
-        // SAFETY: setrlimit only reads the struct we pass.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-            return Err(format!(
-                "setrlimit(RLIMIT_NOFILE, {}): {}",
-                limit.rlim_max,
-                std::io::Error::last_os_error()
-            ));
-        }
-    }
-    Ok(limit.rlim_cur)
+    rlimit::increase_nofile_limit(u64::MAX).map_err(|e| format!("raising RLIMIT_NOFILE: {e}"))
 }
 
 #[cfg(test)]
