@@ -271,11 +271,6 @@ impl Broker {
         }
     }
 
-    /// The server-wide counters alone, without walking the topics.
-    pub fn counters(&self) -> CounterSnapshot {
-        self.shared.counters.snapshot()
-    }
-
     pub fn uptime_seconds(&self) -> u64 {
         self.shared.started.elapsed().as_secs()
     }
