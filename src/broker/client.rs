@@ -3,8 +3,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::topic::{Subscribed, Topic};
-use super::{Broker, BrokerError, Outbox, validate_topic_name};
+use serde_json::value::RawValue;
+
+use super::engine::{Subscriber, Subscription};
+use super::{Broker, BrokerError, Outbox, Published, Subscribed, validate_topic_name};
 use crate::protocol::{Frame, Replay};
 
 /// A client connection as the broker sees it. Dropping it (however the connection ends, a
@@ -13,7 +15,7 @@ pub struct Client {
     id: u64,
     broker: Broker,
     outbox: Arc<Outbox>,
-    topics: HashMap<Arc<str>, Arc<Topic>>,
+    topics: HashMap<Arc<str>, Arc<dyn Subscription>>,
 }
 
 impl Client {
@@ -41,11 +43,11 @@ impl Client {
 
     /// Subscribes to `name`. The ack that `ack` builds is queued first, then the replay, then
     /// live messages. Subscribing again re-sends ack and replay but never doubles delivery.
-    pub fn subscribe(
+    pub async fn subscribe(
         &mut self,
         name: &str,
         replay: &Replay<'_>,
-        ack: impl FnOnce(&Subscribed<'_>) -> Frame,
+        ack: impl FnOnce(&Subscribed<'_>) -> Frame + Send,
     ) -> Result<(), BrokerError> {
         let max = self.broker.config().max_subscriptions_per_connection;
         if self.topics.len() >= max && !self.topics.contains_key(name) {
@@ -56,15 +58,18 @@ impl Client {
                 return Err(BrokerError::TooManySubscriptions { max });
             }
         }
-        let (id, outbox) = (self.id, &self.outbox);
-        // A retry (topic deleted and auto-created again) happens before the ack is built.
+        let subscriber = Subscriber {
+            client: self.id,
+            outbox: &self.outbox,
+        };
+        // An engine may retry (topic deleted and auto-created again) before it builds the ack.
         let mut ack = Some(ack);
         let mut build_ack = |s: &Subscribed<'_>| ack.take().map(|f| f(s)).unwrap_or_default();
-        let topic = self.broker.with_topic(name, |topic| {
-            topic.subscribe(id, outbox, replay, &mut build_ack)?;
-            Ok(topic.clone())
-        })?;
-        self.topics.insert(topic.name().clone(), topic);
+        let topic = self
+            .broker
+            .subscribe(name, subscriber, replay, &mut build_ack)
+            .await?;
+        self.topics.insert(Arc::from(name), topic);
         Ok(())
     }
 
@@ -84,8 +89,14 @@ impl Client {
         }
     }
 
-    pub fn publish(&self, name: &str, message: &str) -> Result<u64, BrokerError> {
-        self.broker.publish(name, message)
+    /// Publishes `message`. When this client is subscribed to the topic, the message reaches
+    /// its outbox before this returns, so the publisher sees its own message before the ack.
+    pub async fn publish(&self, name: &str, message: &RawValue) -> Result<Published, BrokerError> {
+        let published = self.broker.publish(name, message).await?;
+        if let Some(topic) = self.topics.get(name) {
+            topic.delivered(&published.epoch, published.seq).await;
+        }
+        Ok(published)
     }
 }
 

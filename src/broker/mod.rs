@@ -1,37 +1,47 @@
-//! The broker: topics, history, sequence numbers, epochs, subscribers and counters.
+//! The broker: one node's view of the deployment.
 //!
 //! [`Broker`] is a cheap-to-clone handle. Its methods speak in domain terms (create a topic,
-//! publish, subscribe from a resume point, take stats) and are the boundary a second engine
-//! (Redis, for several nodes) will implement. Nothing here knows about HTTP or warp; the only
-//! wire knowledge is the `message` frame, encoded once per publish and shared by all subscribers.
+//! publish, subscribe from a resume point, take stats). It splits into two halves:
+//! - what this node keeps for itself: connections ([`Client`]), their outboxes with the
+//!   slow-consumer policy, and counters;
+//! - the [`engine`]: topic registry, epochs, seqs, history and delivery to every node, in this
+//!   process ([`engine::memory`], the default) or in Redis ([`engine::redis`], several nodes).
 //!
-//! Locking: one read-mostly map from name to topic, held only to look a topic up, and one
-//! mutex per topic. Publishes to different topics never wait for each other.
+//! Nothing here knows about HTTP or warp; the only wire knowledge is the `message` frame,
+//! encoded once per publish and shared by all subscribers of a node.
 
 mod client;
+pub mod engine;
+mod info;
 mod name;
 mod outbox;
 mod stats;
-mod topic;
+mod subscribers;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
+use serde_json::value::RawValue;
 
 pub use client::Client;
+pub use engine::Published;
+pub use engine::redis::RedisTarget;
+pub use engine::redis::RedisConfig;
+pub use info::{HistoryPage, NodeInfo, Subscribed, TopicInfo};
 pub use name::{MAX_TOPIC_NAME_LEN, validate_topic_name};
 pub use outbox::{Close, Delivery, OutFrame, Outbox, SlowConsumerPolicy};
 pub use stats::{CounterSnapshot, LATENCY_BOUNDS_NANOS, LatencySnapshot};
-pub use topic::{Subscribed, TopicInfo};
 
-use crate::protocol::{ErrorCode, MessageFrame};
+use crate::protocol::ErrorCode;
+use engine::memory::MemoryEngine;
+use engine::redis::RedisEngine;
+use engine::Engine;
 use stats::Counters;
-use topic::Topic;
 
 /// How the broker behaves; fixed for its lifetime.
 #[derive(Debug, Clone)]
@@ -78,6 +88,9 @@ pub enum BrokerError {
     TooManyTopics { max: usize },
     TooManyConnections { max: usize },
     TooManySubscriptions { max: usize },
+    /// The engine (Redis) did not answer in time or refused: nothing was done, or (for a
+    /// publish that timed out) it may have been; the client should retry.
+    EngineUnavailable(String),
 }
 
 impl BrokerError {
@@ -90,6 +103,7 @@ impl BrokerError {
             BrokerError::TooManyTopics { .. } => ErrorCode::TooManyTopics,
             BrokerError::TooManyConnections { .. } => ErrorCode::TooManyConnections,
             BrokerError::TooManySubscriptions { .. } => ErrorCode::TooManySubscriptions,
+            BrokerError::EngineUnavailable(_) => ErrorCode::EngineUnavailable,
         }
     }
 }
@@ -119,6 +133,9 @@ impl fmt::Display for BrokerError {
                 f,
                 "this connection holds its limit of {max} subscriptions; unsubscribe from one first"
             ),
+            BrokerError::EngineUnavailable(why) => {
+                write!(f, "the engine is unavailable: {why}; nothing was done, try again")
+            }
         }
     }
 }
@@ -128,43 +145,124 @@ impl std::error::Error for BrokerError {}
 /// The server's numbers at one instant.
 #[derive(Debug, Clone)]
 pub struct BrokerStats {
-    /// Every topic, sorted by name.
+    /// Every topic, sorted by name, with subscribers counted over every live node.
     pub topics: Vec<TopicInfo>,
+    /// This node's open client connections.
     pub connections: u64,
-    /// Subscriptions across all topics.
+    /// Subscriptions across all topics and live nodes.
     pub subscriptions: u64,
+    /// This node's counters.
     pub counters: CounterSnapshot,
     pub uptime_seconds: u64,
+    /// Every live node, this one included.
+    pub nodes: Vec<NodeInfo>,
+    /// Which node this is.
+    pub node_id: String,
 }
 
-/// A page of history.
+/// This node's figures alone, read without waiting on the engine (for metrics).
+#[derive(Debug, Clone)]
+pub struct LocalStats {
+    pub connections: u64,
+    /// Subscriptions of this node's clients.
+    pub subscriptions: u64,
+    /// Topics that exist, when this node holds them all (the memory engine).
+    pub topics: Option<u64>,
+    pub counters: CounterSnapshot,
+}
+
+/// This node's own figures, read by the engine when it reports the node to the others.
 #[derive(Debug)]
-pub struct HistoryPage {
-    pub messages: Vec<Arc<MessageFrame>>,
-    pub last_seq: u64,
+pub struct NodeGauges {
+    pub id: String,
+    connections: AtomicU64,
+}
+
+impl NodeGauges {
+    fn new() -> Self {
+        NodeGauges {
+            id: new_epoch(),
+            connections: AtomicU64::new(0),
+        }
+    }
+
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Relaxed)
+    }
+
+    /// This node as it stands now, holding `subscriptions`.
+    pub fn node_info(&self, subscriptions: u64) -> NodeInfo {
+        NodeInfo {
+            id: self.id.clone(),
+            connections: self.connections(),
+            subscriptions,
+            last_seen_ms: now_ms(),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A fresh random identifier: a topic's epoch, a node's id.
+pub fn new_epoch() -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(12)
+        .map(char::from)
+        .collect()
 }
 
 /// The broker handle.
 ///
 /// ```
 /// use pubsub::broker::{Broker, BrokerConfig, BrokerError};
+/// use serde_json::value::RawValue;
 ///
+/// # tokio_test_block(async {
 /// let broker = Broker::new(BrokerConfig::default());
-/// broker.create_topic("news")?;
-/// assert_eq!(broker.publish("news", r#"{"data":"Hello"}"#)?, 1);
-/// let page = broker.history("news", 0, 10)?;
+/// broker.create_topic("news").await?;
+/// let hello = RawValue::from_string(r#"{"data":"Hello"}"#.to_owned()).unwrap();
+/// assert_eq!(broker.publish("news", &hello).await?.seq, 1);
+/// let page = broker.history("news", 0, 10).await?;
 /// assert_eq!(page.messages[0].message(), r#"{"data":"Hello"}"#);
-/// assert_eq!(broker.publish("sports", "1"), Err(BrokerError::TopicNotFound("sports".into())));
+/// let err = broker.publish("sports", &hello).await.unwrap_err();
+/// assert_eq!(err, BrokerError::TopicNotFound("sports".into()));
 /// # Ok::<(), BrokerError>(())
+/// # }).unwrap();
+/// # fn tokio_test_block<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
 /// ```
 #[derive(Clone)]
 pub struct Broker {
     shared: Arc<Shared>,
 }
 
+/// The engine behind a broker: one of the two, chosen at start-up.
+enum Engines {
+    Memory(MemoryEngine),
+    Redis(RedisEngine),
+}
+
+/// Runs `$body` with `$e` bound to whichever engine is in use.
+macro_rules! with_engine {
+    ($self:ident, $e:ident => $body:expr) => {
+        match &$self.shared.engine {
+            Engines::Memory($e) => $body,
+            Engines::Redis($e) => $body,
+        }
+    };
+}
+
 struct Shared {
     config: BrokerConfig,
-    topics: RwLock<HashMap<Arc<str>, Arc<Topic>>>,
+    engine: Engines,
+    gauges: Arc<NodeGauges>,
     /// Every connected client's outbox, to reach them all at shutdown.
     clients: Mutex<HashMap<u64, Arc<Outbox>>>,
     next_client: AtomicU64,
@@ -175,11 +273,26 @@ struct Shared {
 }
 
 impl Broker {
+    /// A broker on the memory engine: one node, nothing else to run.
     pub fn new(config: BrokerConfig) -> Self {
+        let gauges = Arc::new(NodeGauges::new());
+        let engine = Engines::Memory(MemoryEngine::new(config.clone(), gauges.clone()));
+        Self::with_engine(config, engine, gauges)
+    }
+
+    /// A broker on the Redis engine: connects (and fails with a one-line reason if it cannot).
+    pub async fn with_redis(config: BrokerConfig, redis: RedisConfig) -> Result<Self, String> {
+        let gauges = Arc::new(NodeGauges::new());
+        let engine = RedisEngine::connect(config.clone(), redis, gauges.clone()).await?;
+        Ok(Self::with_engine(config, Engines::Redis(engine), gauges))
+    }
+
+    fn with_engine(config: BrokerConfig, engine: Engines, gauges: Arc<NodeGauges>) -> Self {
         Broker {
             shared: Arc::new(Shared {
                 config,
-                topics: RwLock::default(),
+                engine,
+                gauges,
                 clients: Mutex::default(),
                 next_client: AtomicU64::new(1),
                 closing_all: Mutex::default(),
@@ -193,47 +306,41 @@ impl Broker {
         &self.shared.config
     }
 
-    /// Creates a topic with a fresh epoch.
-    pub fn create_topic(&self, name: &str) -> Result<TopicInfo, BrokerError> {
-        validate_topic_name(name)?;
-        let mut topics = self.write_topics();
-        if topics.contains_key(name) {
-            return Err(BrokerError::TopicExists(name.to_owned()));
+    /// Which engine this node runs on: `memory` or `redis`.
+    pub fn engine_name(&self) -> &'static str {
+        match self.shared.engine {
+            Engines::Memory(_) => "memory",
+            Engines::Redis(_) => "redis",
         }
-        self.check_room_for_topic(&topics)?;
-        let topic = self.new_topic(name);
-        let info = topic.info();
-        topics.insert(topic.name().clone(), topic);
-        tracing::info!(topic = name, "topic created");
-        Ok(info)
+    }
+
+    /// This node's id (random, new at every start).
+    pub fn node_id(&self) -> &str {
+        &self.shared.gauges.id
+    }
+
+    /// Creates a topic with a fresh epoch.
+    pub async fn create_topic(&self, name: &str) -> Result<TopicInfo, BrokerError> {
+        with_engine!(self, e => e.create_topic(name).await)
     }
 
     /// Deletes a topic; its subscribers get `topic_deleted` and are unsubscribed.
-    pub fn delete_topic(&self, name: &str) -> Result<(), BrokerError> {
-        validate_topic_name(name)?;
-        let topic = self
-            .write_topics()
-            .remove(name)
-            .ok_or_else(|| BrokerError::TopicNotFound(name.to_owned()))?;
-        topic.delete();
-        tracing::info!(topic = name, "topic deleted");
-        Ok(())
+    pub async fn delete_topic(&self, name: &str) -> Result<(), BrokerError> {
+        with_engine!(self, e => e.delete_topic(name).await)
     }
 
     /// Every topic, sorted by name.
-    pub fn topics(&self) -> Vec<TopicInfo> {
-        let topics: Vec<Arc<Topic>> = self.read_topics().values().cloned().collect();
-        let mut infos: Vec<TopicInfo> = topics.iter().map(|t| t.info()).collect();
-        infos.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        infos
+    pub async fn topics(&self) -> Result<Vec<TopicInfo>, BrokerError> {
+        with_engine!(self, e => e.topics().await)
     }
 
-    pub fn topic(&self, name: &str) -> Result<TopicInfo, BrokerError> {
-        Ok(self.existing(name)?.info())
+    pub async fn topic(&self, name: &str) -> Result<TopicInfo, BrokerError> {
+        with_engine!(self, e => e.topic(name).await)
     }
 
-    /// Publishes `message` (JSON text) and returns its seq. Never waits for subscribers.
-    pub fn publish(&self, name: &str, message: &str) -> Result<u64, BrokerError> {
+    /// Publishes `message` and returns its seq and epoch. Never waits for subscribers.
+    pub async fn publish(&self, name: &str, message: &RawValue) -> Result<Published, BrokerError> {
+        let message = message.get();
         let max = self.shared.config.max_message_bytes;
         if message.len() > max {
             return Err(BrokerError::MessageTooLarge {
@@ -242,40 +349,58 @@ impl Broker {
             });
         }
         let started = Instant::now();
-        let seq = self.with_topic(name, |topic| topic.publish(message))?;
+        let published = with_engine!(self, e => e.publish(name, message).await)?;
         let counters = &self.shared.counters;
         counters.publish_latency(started.elapsed());
         counters.published();
-        Ok(seq)
+        Ok(published)
     }
 
     /// History with seq above `since`, oldest first, at most `limit` messages.
-    pub fn history(
+    pub async fn history(
         &self,
         name: &str,
         since: u64,
         limit: usize,
     ) -> Result<HistoryPage, BrokerError> {
-        let (messages, last_seq) = self.existing(name)?.history(since, limit);
-        Ok(HistoryPage { messages, last_seq })
+        with_engine!(self, e => e.history(name, since, limit).await)
     }
 
-    pub fn stats(&self) -> BrokerStats {
-        let topics = self.topics();
-        BrokerStats {
+    pub async fn stats(&self) -> Result<BrokerStats, BrokerError> {
+        let topics = self.topics().await?;
+        let nodes = with_engine!(self, e => e.nodes().await);
+        Ok(BrokerStats {
             subscriptions: topics.iter().map(|t| t.subscribers as u64).sum(),
             topics,
             connections: self.connections(),
             counters: self.shared.counters.snapshot(),
             uptime_seconds: self.uptime_seconds(),
+            nodes,
+            node_id: self.node_id().to_owned(),
+        })
+    }
+
+    /// This node's own figures, without waiting on the engine.
+    pub fn local_stats(&self) -> LocalStats {
+        let local = with_engine!(self, e => e.local());
+        LocalStats {
+            connections: self.connections(),
+            subscriptions: local.subscriptions,
+            topics: local.topics,
+            counters: self.shared.counters.snapshot(),
         }
+    }
+
+    /// Why this node cannot serve requests now (its engine is unreachable), if it cannot.
+    pub fn unavailable(&self) -> Option<String> {
+        with_engine!(self, e => e.unavailable())
     }
 
     pub fn uptime_seconds(&self) -> u64 {
         self.shared.started.elapsed().as_secs()
     }
 
-    /// Open client connections.
+    /// Open client connections on this node.
     pub fn connections(&self) -> u64 {
         lock(&self.shared.clients).len() as u64
     }
@@ -299,6 +424,10 @@ impl Broker {
                 });
             }
             clients.insert(id, outbox.clone());
+            self.shared
+                .gauges
+                .connections
+                .store(clients.len() as u64, Relaxed);
         }
         if let Some(close) = *lock(&self.shared.closing_all) {
             outbox.close(close);
@@ -326,90 +455,23 @@ impl Broker {
     }
 
     fn disconnect(&self, client: u64) {
-        lock(&self.shared.clients).remove(&client);
+        let mut clients = lock(&self.shared.clients);
+        clients.remove(&client);
+        self.shared
+            .gauges
+            .connections
+            .store(clients.len() as u64, Relaxed);
     }
 
-    /// Runs `op` on the topic named `name`, creating it first if that is configured. Retries
-    /// when the topic is deleted under our feet and auto-creation may bring it back.
-    fn with_topic<T>(
+    /// Subscribes `subscriber` through the engine (see [`Client::subscribe`]).
+    async fn subscribe(
         &self,
         name: &str,
-        mut op: impl FnMut(&Arc<Topic>) -> Result<T, topic::Deleted>,
-    ) -> Result<T, BrokerError> {
-        loop {
-            let topic = if self.shared.config.auto_create_topics {
-                self.existing_or_new(name)?
-            } else {
-                self.existing(name)?
-            };
-            match op(&topic) {
-                Ok(value) => return Ok(value),
-                Err(topic::Deleted) if self.shared.config.auto_create_topics => continue,
-                Err(topic::Deleted) => return Err(BrokerError::TopicNotFound(name.to_owned())),
-            }
-        }
-    }
-
-    fn existing(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
-        validate_topic_name(name)?;
-        self.read_topics()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| BrokerError::TopicNotFound(name.to_owned()))
-    }
-
-    fn existing_or_new(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
-        match self.existing(name) {
-            Err(BrokerError::TopicNotFound(_)) => {}
-            found_or_invalid => return found_or_invalid,
-        }
-        let mut topics = self.write_topics();
-        if let Some(topic) = topics.get(name) {
-            return Ok(topic.clone());
-        }
-        self.check_room_for_topic(&topics)?;
-        let topic = self.new_topic(name);
-        topics.insert(topic.name().clone(), topic.clone());
-        tracing::info!(topic = name, "topic created on first use");
-        Ok(topic)
-    }
-
-    fn check_room_for_topic(
-        &self,
-        topics: &HashMap<Arc<str>, Arc<Topic>>,
-    ) -> Result<(), BrokerError> {
-        let max = self.shared.config.max_topics;
-        if topics.len() >= max {
-            return Err(BrokerError::TooManyTopics { max });
-        }
-        Ok(())
-    }
-
-    fn new_topic(&self, name: &str) -> Arc<Topic> {
-        let epoch: String = rand::rng()
-            .sample_iter(Alphanumeric)
-            .take(12)
-            .map(char::from)
-            .collect();
-        Arc::new(Topic::new(
-            Arc::from(name),
-            Arc::from(epoch),
-            self.shared.config.history_size,
-        ))
-    }
-
-    fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<Topic>>> {
-        self.shared
-            .topics
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Arc<str>, Arc<Topic>>> {
-        self.shared
-            .topics
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        subscriber: engine::Subscriber<'_>,
+        replay: &crate::protocol::Replay<'_>,
+        ack: engine::AckBuilder<'_>,
+    ) -> Result<Arc<dyn engine::Subscription>, BrokerError> {
+        with_engine!(self, e => e.subscribe(name, subscriber, replay, ack).await)
     }
 }
 

@@ -26,6 +26,11 @@ async fn drain(client: &Client) -> Vec<Value> {
         .collect()
 }
 
+/// A message as JSON text.
+fn json(text: &str) -> Box<serde_json::value::RawValue> {
+    serde_json::value::RawValue::from_string(text.to_owned()).unwrap()
+}
+
 fn ack(s: &Subscribed<'_>) -> Frame {
     Frame::from(format!(
         r#"{{"ack":"{}","replayed":{},"last_seq":{},"recovered":{}}}"#,
@@ -36,70 +41,70 @@ fn ack(s: &Subscribed<'_>) -> Frame {
     ))
 }
 
-#[test]
-fn topics_are_created_listed_sorted_and_deleted() {
+#[tokio::test]
+async fn topics_are_created_listed_sorted_and_deleted() {
     let b = broker(10);
     for name in ["b", "a", "c"] {
-        b.create_topic(name).unwrap();
+        b.create_topic(name).await.unwrap();
     }
     assert_eq!(
-        b.create_topic("a").unwrap_err(),
+        b.create_topic("a").await.unwrap_err(),
         BrokerError::TopicExists("a".into())
     );
     assert!(matches!(
-        b.create_topic("-x"),
+        b.create_topic("-x").await,
         Err(BrokerError::InvalidTopic(_))
     ));
-    let names: Vec<_> = b.topics().iter().map(|t| t.name.to_string()).collect();
+    let names: Vec<_> = b.topics().await.unwrap().iter().map(|t| t.name.to_string()).collect();
     assert_eq!(names, ["a", "b", "c"]);
-    b.delete_topic("b").unwrap();
+    b.delete_topic("b").await.unwrap();
     assert_eq!(
-        b.delete_topic("b"),
+        b.delete_topic("b").await,
         Err(BrokerError::TopicNotFound("b".into()))
     );
-    assert_eq!(b.topics().len(), 2);
+    assert_eq!(b.topics().await.unwrap().len(), 2);
 }
 
-#[test]
-fn each_creation_gets_a_fresh_epoch() {
+#[tokio::test]
+async fn each_creation_gets_a_fresh_epoch() {
     let b = broker(10);
-    let first = b.create_topic("t").unwrap().epoch;
-    b.delete_topic("t").unwrap();
-    let second = b.create_topic("t").unwrap().epoch;
+    let first = b.create_topic("t").await.unwrap().epoch;
+    b.delete_topic("t").await.unwrap();
+    let second = b.create_topic("t").await.unwrap().epoch;
     assert_ne!(first, second);
     assert_eq!(first.len(), 12);
 }
 
-#[test]
-fn publish_numbers_messages_and_history_keeps_the_newest() {
+#[tokio::test]
+async fn publish_numbers_messages_and_history_keeps_the_newest() {
     let b = broker(3);
-    b.create_topic("t").unwrap();
+    b.create_topic("t").await.unwrap();
     for i in 1..=5u64 {
-        assert_eq!(b.publish("t", &i.to_string()), Ok(i));
+        assert_eq!(b.publish("t", &json(&i.to_string())).await.map(|p| p.seq), Ok(i));
     }
-    let page = b.history("t", 0, 10).unwrap();
+    let page = b.history("t", 0, 10).await.unwrap();
     let seqs: Vec<u64> = page.messages.iter().map(|p| p.seq).collect();
     assert_eq!(seqs, [3, 4, 5]);
     assert_eq!(page.last_seq, 5);
     assert_eq!(page.messages[0].message(), "3");
     assert!(page.messages[0].published_at().ends_with('Z'));
-    let page = b.history("t", 3, 1).unwrap();
+    let page = b.history("t", 3, 1).await.unwrap();
     assert_eq!(page.messages.iter().map(|p| p.seq).collect::<Vec<_>>(), [4]);
-    let info = b.topic("t").unwrap();
+    let info = b.topic("t").await.unwrap();
     assert_eq!((info.last_seq, info.in_history), (5, 3));
 }
 
-#[test]
-fn message_size_limit_is_inclusive() {
+#[tokio::test]
+async fn message_size_limit_is_inclusive() {
     let b = broker(0);
-    b.create_topic("t").unwrap();
-    assert_eq!(b.publish("t", "1234567890"), Ok(1));
+    b.create_topic("t").await.unwrap();
+    assert_eq!(b.publish("t", &json("1234567890")).await.map(|p| p.seq), Ok(1));
     assert_eq!(
-        b.publish("t", "12345678901"),
+        b.publish("t", &json("12345678901")).await.map(|p| p.seq),
         Err(BrokerError::MessageTooLarge { size: 11, max: 10 })
     );
     assert_eq!(
-        b.publish("missing", "1"),
+        b.publish("missing", &json("1")).await.map(|p| p.seq),
         Err(BrokerError::TopicNotFound("missing".into()))
     );
 }
@@ -107,13 +112,13 @@ fn message_size_limit_is_inclusive() {
 #[tokio::test]
 async fn subscribe_queues_ack_then_replay_then_live() {
     let b = broker(10);
-    b.create_topic("t").unwrap();
+    b.create_topic("t").await.unwrap();
     for i in 1..=4 {
-        b.publish("t", &i.to_string()).unwrap();
+        b.publish("t", &json(&i.to_string())).await.map(|p| p.seq).unwrap();
     }
     let mut c = b.connect().expect("room for a connection");
-    c.subscribe("t", &Replay::Last(2), ack).unwrap();
-    b.publish("t", "5").unwrap();
+    c.subscribe("t", &Replay::Last(2), ack).await.unwrap();
+    b.publish("t", &json("5")).await.map(|p| p.seq).unwrap();
     let frames = drain(&c).await;
     assert_eq!(frames[0]["ack"], "t");
     assert_eq!(frames[0]["replayed"], 2);
@@ -126,12 +131,12 @@ async fn subscribe_queues_ack_then_replay_then_live() {
 #[tokio::test]
 async fn resubscribing_does_not_register_twice() {
     let b = broker(10);
-    b.create_topic("t").unwrap();
+    b.create_topic("t").await.unwrap();
     let mut c = b.connect().expect("room for a connection");
-    c.subscribe("t", &Replay::None, ack).unwrap();
-    c.subscribe("t", &Replay::None, ack).unwrap();
-    assert_eq!(b.topic("t").unwrap().subscribers, 1);
-    b.publish("t", "1").unwrap();
+    c.subscribe("t", &Replay::None, ack).await.unwrap();
+    c.subscribe("t", &Replay::None, ack).await.unwrap();
+    assert_eq!(b.topic("t").await.unwrap().subscribers, 1);
+    b.publish("t", &json("1")).await.map(|p| p.seq).unwrap();
     let frames = drain(&c).await;
     assert_eq!(
         frames.iter().filter(|f| f["action"] == "message").count(),
@@ -142,10 +147,10 @@ async fn resubscribing_does_not_register_twice() {
 #[tokio::test]
 async fn resume_positions() {
     let b = broker(3);
-    b.create_topic("t").unwrap();
-    let epoch = b.topic("t").unwrap().epoch.to_string();
+    b.create_topic("t").await.unwrap();
+    let epoch = b.topic("t").await.unwrap().epoch.to_string();
     for i in 1..=5 {
-        b.publish("t", &i.to_string()).unwrap();
+        b.publish("t", &json(&i.to_string())).await.map(|p| p.seq).unwrap();
     }
     // (since, epoch, expected replayed, expected recovered)
     let cases: [(u64, Option<&str>, u64, bool); 6] = [
@@ -162,7 +167,7 @@ async fn resume_positions() {
             seq: since,
             epoch: e.map(Into::into),
         };
-        c.subscribe("t", &replay, ack).unwrap();
+        c.subscribe("t", &replay, ack).await.unwrap();
         let frames = drain(&c).await;
         assert_eq!(frames[0]["replayed"], replayed, "since {since} epoch {e:?}");
         assert_eq!(
@@ -176,47 +181,47 @@ async fn resume_positions() {
 #[tokio::test]
 async fn deleting_a_topic_notifies_and_forgets_its_subscribers() {
     let b = broker(10);
-    b.create_topic("t").unwrap();
+    b.create_topic("t").await.unwrap();
     let mut c = b.connect().expect("room for a connection");
-    c.subscribe("t", &Replay::None, ack).unwrap();
+    c.subscribe("t", &Replay::None, ack).await.unwrap();
     drain(&c).await;
-    b.delete_topic("t").unwrap();
+    b.delete_topic("t").await.unwrap();
     assert_eq!(
         drain(&c).await,
         [serde_json::json!({"action": "topic_deleted", "topic": "t"})]
     );
     assert_eq!(
-        c.subscribe("t", &Replay::None, ack),
+        c.subscribe("t", &Replay::None, ack).await,
         Err(BrokerError::TopicNotFound("t".into()))
     );
 }
 
-#[test]
-fn dropping_a_client_unsubscribes_it_everywhere() {
+#[tokio::test]
+async fn dropping_a_client_unsubscribes_it_everywhere() {
     let b = broker(10);
-    b.create_topic("a").unwrap();
-    b.create_topic("b").unwrap();
+    b.create_topic("a").await.unwrap();
+    b.create_topic("b").await.unwrap();
     let mut c = b.connect().expect("room for a connection");
-    c.subscribe("a", &Replay::None, ack).unwrap();
-    c.subscribe("b", &Replay::None, ack).unwrap();
+    c.subscribe("a", &Replay::None, ack).await.unwrap();
+    c.subscribe("b", &Replay::None, ack).await.unwrap();
     assert_eq!(b.connections(), 1);
     drop(c);
     assert_eq!(b.connections(), 0);
-    assert!(b.topics().iter().all(|t| t.subscribers == 0));
+    assert!(b.topics().await.unwrap().iter().all(|t| t.subscribers == 0));
 }
 
-#[test]
-fn auto_creation_applies_to_subscribe_and_publish() {
+#[tokio::test]
+async fn auto_creation_applies_to_subscribe_and_publish() {
     let b = Broker::new(BrokerConfig {
         auto_create_topics: true,
         ..BrokerConfig::default()
     });
-    assert_eq!(b.publish("p", "1"), Ok(1));
+    assert_eq!(b.publish("p", &json("1")).await.map(|p| p.seq), Ok(1));
     let mut c = b.connect().expect("room for a connection");
-    c.subscribe("s", &Replay::None, ack).unwrap();
-    assert_eq!(b.topics().len(), 2);
+    c.subscribe("s", &Replay::None, ack).await.unwrap();
+    assert_eq!(b.topics().await.unwrap().len(), 2);
     assert!(matches!(
-        b.publish(".bad", "1"),
+        b.publish(".bad", &json("1")).await.map(|p| p.seq),
         Err(BrokerError::InvalidTopic(_))
     ));
 }

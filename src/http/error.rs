@@ -40,7 +40,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
         ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-        ErrorCode::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::TooManyConnections | ErrorCode::EngineUnavailable => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         // Only ever sent over WebSocket; 409 says "not in this state" should one reach REST.
         ErrorCode::TooManySubscriptions => StatusCode::CONFLICT,
         ErrorCode::TooManyTopics => StatusCode::INSUFFICIENT_STORAGE,

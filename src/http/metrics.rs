@@ -71,9 +71,20 @@ impl std::fmt::Debug for BrokerCollector {
 
 impl Collector for BrokerCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let stats = self.0.stats();
+        let stats = self.0.local_stats();
         let c = &stats.counters;
-        let gauges = [
+        let node = [("node", self.0.node_id()), ("engine", self.0.engine_name())];
+        ConstGauge::new(1).encode(
+            encoder
+                .encode_descriptor(
+                    "node",
+                    "This node's id and engine; every other figure is this node's alone.",
+                    None,
+                    MetricType::Gauge,
+                )?
+                .encode_family(&node)?,
+        )?;
+        let mut gauges = vec![
             (
                 "connections",
                 "Open WebSocket connections.",
@@ -81,11 +92,13 @@ impl Collector for BrokerCollector {
             ),
             (
                 "subscriptions",
-                "Subscriptions across all topics.",
+                "Subscriptions of this node's connections.",
                 stats.subscriptions,
             ),
-            ("topics", "Topics that exist.", stats.topics.len() as u64),
         ];
+        if let Some(topics) = stats.topics {
+            gauges.push(("topics", "Topics that exist.", topics));
+        }
         for (name, help, value) in gauges {
             let gauge = ConstGauge::new(value as i64);
             gauge.encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)?;

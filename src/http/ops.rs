@@ -1,11 +1,17 @@
 //! Operational routes: health and statistics.
 
-use warp::reply::{Reply, Response, json};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response, json, with_status};
 use warp::{Filter, filters::BoxedFilter};
 
-use super::error::method_not_allowed;
+use super::error::{ApiError, method_not_allowed};
 use super::{AppState, with_state};
-use crate::protocol::{ErrorCode, Health, Stats, TopicStats};
+use crate::protocol::{
+    ErrorCode, ErrorResponse, Health, NodeStats, Stats, TopicStats, format_timestamp,
+};
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let get_only = || warp::any().map(|| method_not_allowed("GET"));
@@ -19,33 +25,51 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let stats = warp::path!("stats").and(
         warp::get()
             .and(with_state(state))
-            .map(stats)
+            .then(stats)
             .or(get_only())
             .unify(),
     );
     health.or(stats).unify().boxed()
 }
 
-/// Tells a load balancer the server is up.
+/// Tells a load balancer whether this node can serve: 503 with the reason while its engine
+/// (Redis) does not answer, so traffic goes to another node.
 #[utoipa::path(
     get, path = "/health", operation_id = "get_health", tag = "operations",
-    responses((status = 200, description = "The server is healthy", body = Health))
+    responses(
+        (status = 200, description = "The node is healthy", body = Health),
+        (status = 503, description = "The node's engine is unavailable; `reason` says why", body = Health),
+    )
 )]
 pub fn health(state: AppState) -> Response {
-    json(&Health {
-        status: "healthy".to_owned(),
+    let reason = state.broker.unavailable();
+    let status = if reason.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = Health {
+        status: if reason.is_some() { "unavailable" } else { "healthy" }.to_owned(),
+        engine: state.broker.engine_name().to_owned(),
+        reason,
         uptime_seconds: state.broker.uptime_seconds(),
-    })
-    .into_response()
+    };
+    with_status(json(&body), status).into_response()
 }
 
 /// Counters for every topic and for the server.
 #[utoipa::path(
     get, path = "/stats", operation_id = "get_stats", tag = "operations",
-    responses((status = 200, description = "The counters", body = Stats))
+    responses(
+        (status = 200, description = "The counters", body = Stats),
+        (status = 503, description = "`engine_unavailable`", body = ErrorResponse),
+    )
 )]
-pub fn stats(state: AppState) -> Response {
-    let stats = state.broker.stats();
+pub async fn stats(state: AppState) -> Response {
+    let stats = match state.broker.stats().await {
+        Ok(stats) => stats,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     json(&Stats {
         topics: stats
             .topics
@@ -61,6 +85,20 @@ pub fn stats(state: AppState) -> Response {
             .collect(),
         connections: stats.connections,
         subscriptions: stats.subscriptions,
+        node_id: stats.node_id,
+        engine: state.broker.engine_name().to_owned(),
+        nodes: stats
+            .nodes
+            .into_iter()
+            .map(|n| NodeStats {
+                id: n.id,
+                connections: n.connections,
+                subscriptions: n.subscriptions,
+                last_seen: format_timestamp(
+                    OffsetDateTime::UNIX_EPOCH + Duration::from_millis(n.last_seen_ms),
+                ),
+            })
+            .collect(),
         messages_published: stats.counters.messages_published,
         messages_delivered: stats.counters.messages_delivered,
         messages_dropped: stats.counters.messages_dropped,

@@ -24,16 +24,16 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(body::json(limits))
         .and(state.clone())
-        .map(create_topic);
+        .then(create_topic);
     let list = collection
         .and(warp::get())
         .and(state.clone())
-        .map(list_topics);
+        .then(list_topics);
     let collection_other = collection.map(|| method_not_allowed("GET, POST"));
 
     let one = warp::path!("topics" / TopicParam).map(TopicParam::into_name);
-    let get = one.and(warp::get()).and(state.clone()).map(get_topic);
-    let delete = one.and(warp::delete()).and(state.clone()).map(delete_topic);
+    let get = one.and(warp::get()).and(state.clone()).then(get_topic);
+    let delete = one.and(warp::delete()).and(state.clone()).then(delete_topic);
     let one_other = one.map(|_| method_not_allowed("GET, DELETE"));
 
     let messages = warp::path!("topics" / TopicParam / "messages").map(TopicParam::into_name);
@@ -41,12 +41,12 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(body::json(limits))
         .and(state.clone())
-        .map(publish_message);
+        .then(publish_message);
     let read = messages
         .and(warp::get())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(state)
-        .map(list_messages);
+        .then(list_messages);
     let messages_other = messages.map(|_| method_not_allowed("GET, POST"));
 
     create
@@ -108,22 +108,31 @@ fn topic_body(info: &TopicInfo) -> Topic {
         (status = 409, description = "`topic_exists`", body = ErrorResponse),
         (status = 413, description = "`payload_too_large`", body = ErrorResponse),
         (status = 415, description = "`unsupported_media_type`", body = ErrorResponse),
+        (status = 503, description = "`engine_unavailable`: Redis did not answer; nothing was done", body = ErrorResponse),
         (status = 507, description = "`too_many_topics`: the server holds `--max-topics` already", body = ErrorResponse),
     )
 )]
-pub fn create_topic(body: Result<CreateTopicRequest, ApiError>, state: AppState) -> Response {
-    let result = body.and_then(|req| Ok(state.broker.create_topic(&req.name)?));
+pub async fn create_topic(body: Result<CreateTopicRequest, ApiError>, state: AppState) -> Response {
+    let result = match body {
+        Ok(req) => state.broker.create_topic(&req.name).await.map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
     respond(StatusCode::CREATED, result.map(|info| topic_body(&info)))
 }
 
 /// Lists every topic, sorted by name.
 #[utoipa::path(
     get, path = "/topics", operation_id = "list_topics", tag = "topics",
-    responses((status = 200, description = "Every topic", body = TopicList))
+    responses(
+        (status = 200, description = "Every topic", body = TopicList),
+        (status = 503, description = "`engine_unavailable`", body = ErrorResponse),
+    )
 )]
-pub fn list_topics(state: AppState) -> Response {
-    let topics = state.broker.topics().iter().map(topic_body).collect();
-    json(&TopicList { topics }).into_response()
+pub async fn list_topics(state: AppState) -> Response {
+    let result = state.broker.topics().await.map(|topics| TopicList {
+        topics: topics.iter().map(topic_body).collect(),
+    });
+    respond(StatusCode::OK, result.map_err(ApiError::from))
 }
 
 /// Shows one topic.
@@ -134,10 +143,11 @@ pub fn list_topics(state: AppState) -> Response {
         (status = 200, description = "The topic", body = TopicDetails),
         (status = 400, description = "`invalid_topic`", body = ErrorResponse),
         (status = 404, description = "`topic_not_found`", body = ErrorResponse),
+        (status = 503, description = "`engine_unavailable`", body = ErrorResponse),
     )
 )]
-pub fn get_topic(name: String, state: AppState) -> Response {
-    let result = state.broker.topic(&name).map(|info| TopicDetails {
+pub async fn get_topic(name: String, state: AppState) -> Response {
+    let result = state.broker.topic(&name).await.map(|info| TopicDetails {
         name: info.name.to_string(),
         subscriber_count: info.subscribers,
         messages_published: info.last_seq,
@@ -156,10 +166,11 @@ pub fn get_topic(name: String, state: AppState) -> Response {
         (status = 200, description = "The topic was deleted", body = TopicDeleted),
         (status = 400, description = "`invalid_topic`", body = ErrorResponse),
         (status = 404, description = "`topic_not_found`", body = ErrorResponse),
+        (status = 503, description = "`engine_unavailable`", body = ErrorResponse),
     )
 )]
-pub fn delete_topic(name: String, state: AppState) -> Response {
-    let result = state.broker.delete_topic(&name).map(|()| TopicDeleted {
+pub async fn delete_topic(name: String, state: AppState) -> Response {
+    let result = state.broker.delete_topic(&name).await.map(|()| TopicDeleted {
         name,
         deleted: true,
     });
@@ -178,18 +189,30 @@ pub fn delete_topic(name: String, state: AppState) -> Response {
         (status = 408, description = "`request_timeout`: the body did not arrive in time", body = ErrorResponse),
         (status = 413, description = "`message_too_large` or `payload_too_large`", body = ErrorResponse),
         (status = 415, description = "`unsupported_media_type`", body = ErrorResponse),
+        (status = 503, description = "`engine_unavailable`: Redis did not answer in time; the message may or may not have been published", body = ErrorResponse),
         (status = 507, description = "`too_many_topics` (when auto-creating the topic)", body = ErrorResponse),
     )
 )]
-pub fn publish_message(
+pub async fn publish_message(
     name: String,
     body: Result<PublishRequest, ApiError>,
     state: AppState,
 ) -> Response {
-    let result = body.and_then(|req| Ok(state.broker.publish(&name, req.message.get())?));
+    let result = match body {
+        Ok(req) => state
+            .broker
+            .publish(&name, &req.message)
+            .await
+            .map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
     respond(
         StatusCode::CREATED,
-        result.map(|seq| Published { topic: name, seq }),
+        result.map(|p| Published {
+            topic: name,
+            seq: p.seq,
+            epoch: p.epoch.to_string(),
+        }),
     )
 }
 
@@ -205,29 +228,33 @@ pub fn publish_message(
         (status = 200, description = "The messages", body = History),
         (status = 400, description = "`invalid_topic`, or `bad_request` for a bad parameter", body = ErrorResponse),
         (status = 404, description = "`topic_not_found`", body = ErrorResponse),
+        (status = 503, description = "`engine_unavailable`", body = ErrorResponse),
     )
 )]
-pub fn list_messages(name: String, query: String, state: AppState) -> Response {
+pub async fn list_messages(name: String, query: String, state: AppState) -> Response {
+    respond(StatusCode::OK, read_history(name, &query, &state).await)
+}
+
+async fn read_history(name: String, query: &str, state: &AppState) -> Result<History, ApiError> {
     let history_size = state.broker.config().history_size;
-    let result = HistoryQuery::parse(&query).and_then(|q| {
-        let limit = q
-            .limit
-            .map_or(history_size, |l| l.min(history_size as u64) as usize);
-        let page = state
-            .broker
-            .history(&name, q.since_seq.unwrap_or(0), limit)?;
-        let messages = page
-            .messages
-            .iter()
-            .map(history_message)
-            .collect::<Result<_, _>>()?;
-        Ok(History {
-            topic: name,
-            messages,
-            last_seq: page.last_seq,
-        })
-    });
-    respond(StatusCode::OK, result)
+    let q = HistoryQuery::parse(query)?;
+    let limit = q
+        .limit
+        .map_or(history_size, |l| l.min(history_size as u64) as usize);
+    let page = state
+        .broker
+        .history(&name, q.since_seq.unwrap_or(0), limit)
+        .await?;
+    let messages = page
+        .messages
+        .iter()
+        .map(history_message)
+        .collect::<Result<_, _>>()?;
+    Ok(History {
+        topic: name,
+        messages,
+        last_seq: page.last_seq,
+    })
 }
 
 fn history_message(p: &Arc<MessageFrame>) -> Result<HistoryMessage, ApiError> {

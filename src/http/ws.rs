@@ -179,7 +179,7 @@ impl Session {
                 p.heard();
             }
             match next {
-                Some(Ok(Message::Text(text))) => self.handle_text(&text),
+                Some(Ok(Message::Text(text))) => self.handle_text(&text).await,
                 Some(Ok(Message::Binary(_))) => self.reply_error(
                     None,
                     ErrorCode::BadRequest,
@@ -203,7 +203,7 @@ impl Session {
         (reason, linger)
     }
 
-    fn handle_text(&mut self, text: &str) {
+    async fn handle_text(&mut self, text: &str) {
         if exceeds_depth(text.as_bytes(), self.limits.max_json_depth) {
             let message = format!(
                 "JSON nesting is deeper than {} levels",
@@ -212,7 +212,7 @@ impl Session {
             return self.reply_error(None, ErrorCode::BadRequest, &message);
         }
         match parse_client_frame(text) {
-            Ok(frame) => self.handle_frame(frame),
+            Ok(frame) => self.handle_frame(frame).await,
             Err(e) => self.reply_error(
                 e.request_id.as_deref().filter(|id| self.fits(id)),
                 ErrorCode::BadRequest,
@@ -226,7 +226,7 @@ impl Session {
         request_id.len() <= self.limits.max_request_id_bytes
     }
 
-    fn handle_frame(&mut self, frame: ClientFrame<'_>) {
+    async fn handle_frame(&mut self, frame: ClientFrame<'_>) {
         let request_id = frame.request_id.as_deref();
         if let Some(id) = request_id.filter(|id| !self.fits(id)) {
             let message = format!(
@@ -242,16 +242,20 @@ impl Session {
         }
         let client = &mut self.client;
         let result = match frame.command {
-            Command::Subscribe { topic, replay } => client.subscribe(&topic, &replay, |s| {
-                encode_server_frame(&ServerFrame::Subscribed {
-                    topic: s.topic,
-                    epoch: s.epoch,
-                    replayed: s.replayed,
-                    last_seq: s.last_seq,
-                    recovered: s.recovered,
-                    request_id,
-                })
-            }),
+            Command::Subscribe { topic, replay } => {
+                client
+                    .subscribe(&topic, &replay, |s| {
+                        encode_server_frame(&ServerFrame::Subscribed {
+                            topic: s.topic,
+                            epoch: s.epoch,
+                            replayed: s.replayed,
+                            last_seq: s.last_seq,
+                            recovered: s.recovered,
+                            request_id,
+                        })
+                    })
+                    .await
+            }
             Command::Unsubscribe { topic } => client.unsubscribe(&topic).map(|()| {
                 reply(
                     client,
@@ -268,12 +272,13 @@ impl Session {
                     let message = rate_limited_message(bucket.rate());
                     return self.reply_error(request_id, ErrorCode::RateLimited, &message);
                 }
-                client.publish(&topic, message.get()).map(|seq| {
+                client.publish(&topic, message).await.map(|p| {
                     reply(
                         client,
                         &ServerFrame::Published {
                             topic: &topic,
-                            seq,
+                            seq: p.seq,
+                            epoch: &p.epoch,
                             request_id,
                         },
                     );

@@ -212,6 +212,7 @@ fn server_examples() -> Vec<Value> {
         encode_server_frame(&ServerFrame::Published {
             topic: "news",
             seq: 152,
+            epoch: "Xq3bZ0aL7kPw",
             request_id: Some("p1"),
         }),
         encode_server_frame(&ServerFrame::Pong {

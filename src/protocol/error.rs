@@ -38,13 +38,16 @@ pub enum ErrorCode {
     TooManyTopics,
     /// The connection publishes faster than `--publish-rate`; nothing was published.
     RateLimited,
+    /// The engine behind this node (Redis) did not answer in time or refused; nothing was done.
+    /// Retry, on this node or another.
+    EngineUnavailable,
     /// The server failed; the message says what happened. (Kept last: see [`ErrorCode::ALL`].)
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (the order of [`ErrorCode::index`]).
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidTopic,
         ErrorCode::TopicNotFound,
@@ -60,6 +63,7 @@ impl ErrorCode {
         ErrorCode::TooManySubscriptions,
         ErrorCode::TooManyTopics,
         ErrorCode::RateLimited,
+        ErrorCode::EngineUnavailable,
         ErrorCode::Internal,
     ];
 
@@ -86,6 +90,7 @@ impl ErrorCode {
             ErrorCode::TooManySubscriptions => "too_many_subscriptions",
             ErrorCode::TooManyTopics => "too_many_topics",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::EngineUnavailable => "engine_unavailable",
             ErrorCode::Internal => "internal",
         }
     }

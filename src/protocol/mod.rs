@@ -16,7 +16,9 @@ pub use asyncapi::{asyncapi, asyncapi_json};
 pub use client::{ClientFrame, ClientFrameSchema, Command, FrameError, Replay, parse_client_frame};
 pub use error::{ErrorBody, ErrorCode, ErrorResponse};
 pub use rest::*;
-pub use server::{MessageFrame, ServerFrame, encode_message_frame, encode_server_frame};
+pub use server::{
+    MessageFrame, ServerFrame, encode_message_frame, encode_server_frame, message_frame_parts,
+};
 pub use timestamp::format_timestamp;
 
 /// An encoded server frame: JSON text, shared by reference count. A `message` frame is encoded

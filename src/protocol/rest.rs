@@ -82,11 +82,14 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Box<RawValue>, D::Error> {
 
 /// A published message's place in its topic.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[schema(example = json!({"topic": "news", "seq": 152}))]
+#[schema(example = json!({"topic": "news", "seq": 152, "epoch": "k3J9aQ2xW7pL"}))]
 pub struct Published {
     pub topic: String,
     /// Counts from 1 per topic; never repeats within a topic's life.
     pub seq: u64,
+    /// The topic's life this seq belongs to: it changes when the topic is deleted and created
+    /// again, so a publisher can tell a recreated topic apart.
+    pub epoch: String,
 }
 
 /// One message held in a topic's history.
@@ -111,10 +114,30 @@ pub struct History {
 
 /// `GET /health`.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[schema(example = json!({"status": "healthy", "uptime_seconds": 3600}))]
+#[schema(example = json!({"status": "healthy", "engine": "memory", "uptime_seconds": 3600}))]
 pub struct Health {
+    /// `healthy`, or `unavailable` (with status 503) while the engine does not answer.
     pub status: String,
+    /// `memory` or `redis`.
+    pub engine: String,
+    /// Why the node is unavailable.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(nullable = false)]
+    pub reason: Option<String>,
     pub uptime_seconds: u64,
+}
+
+/// One live node in `GET /stats`.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct NodeStats {
+    /// Random, new at every start of a node.
+    pub id: String,
+    /// Open WebSocket connections on that node.
+    pub connections: u64,
+    /// Subscriptions of that node's connections.
+    pub subscriptions: u64,
+    /// When the node last reported, RFC 3339 UTC with milliseconds.
+    pub last_seen: String,
 }
 
 /// Counters of one topic in `GET /stats`.
@@ -125,16 +148,23 @@ pub struct TopicStats {
     pub messages_in_history: usize,
 }
 
-/// `GET /stats`: the server's counters.
+/// `GET /stats`: the counters. `topics`, `subscriptions` and `nodes` cover every live node;
+/// `connections`, the `messages_*` counters, `errors` and `uptime_seconds` are this node's alone.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct Stats {
-    /// Every topic by name.
+    /// Every topic by name; `subscribers` summed over the live nodes.
     pub topics: BTreeMap<String, TopicStats>,
-    /// Open WebSocket connections.
+    /// Open WebSocket connections on this node.
     pub connections: u64,
-    /// Subscriptions across all topics and connections.
+    /// Subscriptions across all topics, connections and live nodes.
     pub subscriptions: u64,
-    /// Messages published since the server started, over REST and WebSocket.
+    /// This node's id (see `nodes`).
+    pub node_id: String,
+    /// `memory` or `redis`.
+    pub engine: String,
+    /// Every live node, this one included; a node that stopped reporting drops out within 15 s.
+    pub nodes: Vec<NodeStats>,
+    /// Messages published through this node since it started, over REST and WebSocket.
     pub messages_published: u64,
     /// `message` frames written to subscribers, replays included.
     pub messages_delivered: u64,

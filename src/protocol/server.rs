@@ -42,6 +42,8 @@ pub enum ServerFrame<'a> {
     Published {
         topic: &'a str,
         seq: u64,
+        /// The topic's life the seq belongs to (it changes when the topic is recreated).
+        epoch: &'a str,
         /// The `request_id` of the client frame this answers, when it had one.
         #[serde(skip_serializing_if = "Option::is_none")]
         #[schema(nullable = false)]
@@ -115,6 +117,28 @@ impl MessageFrame {
     }
 }
 
+/// The parts of a `message` frame around its seq: the head (up to `"seq":`) and the tail (the
+/// message and timestamp). The memory engine joins them around the seq at once; the Redis
+/// engine sends both to Redis, where the seq is assigned, and gets the frame back whole.
+pub fn message_frame_parts(topic_json: &str, message: &str, published_at: &str) -> (String, String) {
+    let mut head = String::with_capacity(HEAD.len() + topic_json.len() + SEQ.len());
+    head.push_str(HEAD);
+    head.push_str(topic_json);
+    head.push_str(SEQ);
+    let mut tail = String::with_capacity(message.len() + published_at.len() + 32);
+    tail.push_str(MESSAGE);
+    tail.push_str(message);
+    tail.push_str(PUBLISHED_AT);
+    tail.push_str(published_at);
+    tail.push_str(r#""}"#);
+    (head, tail)
+}
+
+const HEAD: &str = r#"{"action":"message","topic":"#;
+const SEQ: &str = r#","seq":"#;
+const MESSAGE: &str = r#","message":"#;
+const PUBLISHED_AT: &str = r#","published_at":""#;
+
 /// Encodes a delivered `message` frame once per publish, to be shared by every subscriber.
 /// `topic_json` is the topic name already encoded as a JSON string.
 pub fn encode_message_frame(
@@ -123,17 +147,16 @@ pub fn encode_message_frame(
     message: &str,
     published_at: &str,
 ) -> MessageFrame {
-    const HEAD: &str = r#"{"action":"message","topic":"#;
     let mut out = String::with_capacity(
         HEAD.len() + topic_json.len() + message.len() + published_at.len() + 64,
     );
     out.push_str(HEAD);
     out.push_str(topic_json);
-    out.push_str(r#","seq":"#);
+    out.push_str(SEQ);
     push_u64(&mut out, seq);
-    out.push_str(r#","message":"#);
+    out.push_str(MESSAGE);
     let message = span(&mut out, message);
-    out.push_str(r#","published_at":""#);
+    out.push_str(PUBLISHED_AT);
     let published_at = span(&mut out, published_at);
     out.push_str(r#""}"#);
     MessageFrame {
@@ -141,6 +164,32 @@ pub fn encode_message_frame(
         frame: Frame::from(out),
         message,
         published_at,
+    }
+}
+
+impl MessageFrame {
+    /// Finds the fields of a frame this module encoded (kept as text in Redis history). `None`
+    /// when the text is not such a frame.
+    pub fn parse(text: String) -> Option<MessageFrame> {
+        let seq_start = text.find(SEQ)? + SEQ.len();
+        let seq_end = seq_start + text[seq_start..].find(',')?;
+        let seq = text[seq_start..seq_end].parse().ok()?;
+        let message_start = seq_end + MESSAGE.len();
+        if !text[seq_end..].starts_with(MESSAGE) {
+            return None;
+        }
+        let message_end = text.rfind(PUBLISHED_AT)?;
+        let at_end = text.len().checked_sub(2)?;
+        let at_start = message_end + PUBLISHED_AT.len();
+        if message_end < message_start || at_end < at_start || !text.ends_with(r#""}"#) {
+            return None;
+        }
+        Some(MessageFrame {
+            seq,
+            frame: Frame::from(text),
+            message: message_start..message_end,
+            published_at: at_start..at_end,
+        })
     }
 }
 
@@ -185,9 +234,21 @@ mod tests {
             })
             .unwrap();
             assert_eq!(encoded.frame.as_str(), expected);
+            let (head, tail) =
+                message_frame_parts(r#""news""#, raw.get(), "2026-11-27T12:00:00.123Z");
+            assert_eq!(format!("{head}{seq}{tail}"), expected);
+            let parsed = MessageFrame::parse(expected.clone()).unwrap();
+            assert_eq!((parsed.seq, parsed.message()), (seq, raw.get()));
+            assert_eq!(parsed.published_at(), "2026-11-27T12:00:00.123Z");
             assert_eq!(encoded.message(), raw.get());
             assert_eq!(encoded.published_at(), "2026-11-27T12:00:00.123Z");
         }
+    }
+
+    #[test]
+    fn parse_refuses_what_is_not_a_message_frame() {
+        assert!(MessageFrame::parse(r#"{"action":"pong"}"#.to_owned()).is_none());
+        assert!(MessageFrame::parse(r#"{"x","seq":1,"y":2}"#.to_owned()).is_none());
     }
 
     #[test]
