@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::broker::{BrokerConfig, SlowConsumerPolicy};
+use crate::broker::{Broker, BrokerConfig, RedisConfig, RedisTarget, SlowConsumerPolicy};
 use crate::http::{Limits, Liveness, PublishRate};
 
 /// Room for the envelope around a message in a WebSocket frame or REST body.
@@ -116,9 +116,47 @@ pub struct Config {
     #[arg(long, env = "PUBSUB_SHUTDOWN_TIMEOUT", default_value = "30", value_parser = seconds)]
     pub shutdown_timeout: Duration,
 
+    /// Where topics, seqs and history live: `memory` (this process, nothing else to run) or
+    /// `redis` (Redis or a Redis Cluster: several nodes serve one API).
+    #[arg(long, env = "PUBSUB_ENGINE", value_enum, default_value_t = EngineKind::Memory)]
+    pub engine: EngineKind,
+
+    /// With --engine redis: the Redis to use, `redis://[user:password@]host:port/db` or
+    /// `rediss://...` for TLS.
+    #[arg(
+        long,
+        env = "PUBSUB_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/0",
+        conflicts_with = "redis_cluster"
+    )]
+    pub redis_url: String,
+
+    /// With --engine redis: seed URLs of a Redis Cluster instead of --redis-url (repeat the
+    /// flag, or separate with commas).
+    #[arg(long, env = "PUBSUB_REDIS_CLUSTER", value_delimiter = ',', num_args = 1..)]
+    pub redis_cluster: Vec<String>,
+
+    /// With --engine redis: the start of every key and channel, so deployments can share a
+    /// Redis.
+    #[arg(long, env = "PUBSUB_REDIS_PREFIX", default_value = "pubsub")]
+    pub redis_prefix: String,
+
+    /// With --engine redis: seconds any call to Redis may take; past it the operation answers
+    /// 503 engine_unavailable and /health reports the node unavailable.
+    #[arg(long, env = "PUBSUB_REDIS_TIMEOUT", default_value = "2", value_parser = positive_seconds)]
+    pub redis_timeout: Duration,
+
     /// Log lines as human-readable text or as one JSON object per line.
     #[arg(long, env = "PUBSUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineKind {
+    /// Everything in this process: one node, nothing else to run.
+    Memory,
+    /// Redis or a Redis Cluster: any number of nodes, one API.
+    Redis,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -203,6 +241,32 @@ impl Config {
             max_topics: self.max_topics,
             max_connections: self.max_connections,
             max_subscriptions_per_connection: self.max_subscriptions_per_connection,
+        }
+    }
+
+    /// Where the Redis engine keeps its data; `None` on the memory engine.
+    pub fn redis_config(&self) -> Option<RedisConfig> {
+        if self.engine != EngineKind::Redis {
+            return None;
+        }
+        let target = if self.redis_cluster.is_empty() {
+            RedisTarget::Single(self.redis_url.clone())
+        } else {
+            RedisTarget::Cluster(self.redis_cluster.clone())
+        };
+        Some(RedisConfig {
+            target,
+            prefix: self.redis_prefix.clone(),
+            timeout: self.redis_timeout,
+        })
+    }
+
+    /// The broker these flags describe: on the memory engine at once, on Redis once connected
+    /// (a wrong URL or an unreachable Redis is an error with a one-line reason).
+    pub async fn broker(&self) -> Result<Broker, String> {
+        match self.redis_config() {
+            None => Ok(Broker::new(self.broker_config())),
+            Some(redis) => Broker::with_redis(self.broker_config(), redis).await,
         }
     }
 

@@ -7,7 +7,6 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-use pubsub::broker::Broker;
 use pubsub::config::{Config, LogFormat};
 use pubsub::server;
 
@@ -19,6 +18,8 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     init_logging(config.log_format);
+    // rediss:// connections use rustls; one process-wide crypto provider (ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     // A panic anywhere (a connection's task, say) is contained by its task; log it like
     // everything else so it shows up in the structured logs.
     std::panic::set_hook(Box::new(|panic| tracing::error!(%panic, "panic")));
@@ -42,7 +43,19 @@ async fn main() -> ExitCode {
         "listening on http://{addr} (API docs at http://{addr}/docs, WebSocket at ws://{addr}/ws)"
     );
 
-    let broker = Broker::new(config.broker_config());
+    let broker = match config.broker().await {
+        Ok(broker) => broker,
+        Err(e) => {
+            tracing::error!("cannot start the {:?} engine: {e}", config.engine);
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        engine = broker.engine_name(),
+        node = broker.node_id(),
+        "engine ready"
+    );
     server::serve(
         listener,
         broker,

@@ -30,17 +30,17 @@ use serde_json::value::RawValue;
 
 pub use client::Client;
 pub use engine::Published;
-pub use engine::redis::RedisTarget;
 pub use engine::redis::RedisConfig;
+pub use engine::redis::RedisTarget;
 pub use info::{HistoryPage, NodeInfo, Subscribed, TopicInfo};
 pub use name::{MAX_TOPIC_NAME_LEN, validate_topic_name};
 pub use outbox::{Close, Delivery, OutFrame, Outbox, SlowConsumerPolicy};
 pub use stats::{CounterSnapshot, LATENCY_BOUNDS_NANOS, LatencySnapshot};
 
 use crate::protocol::ErrorCode;
+use engine::Engine;
 use engine::memory::MemoryEngine;
 use engine::redis::RedisEngine;
-use engine::Engine;
 use stats::Counters;
 
 /// How the broker behaves; fixed for its lifetime.
@@ -84,10 +84,19 @@ pub enum BrokerError {
     InvalidTopic(String),
     TopicNotFound(String),
     TopicExists(String),
-    MessageTooLarge { size: usize, max: usize },
-    TooManyTopics { max: usize },
-    TooManyConnections { max: usize },
-    TooManySubscriptions { max: usize },
+    MessageTooLarge {
+        size: usize,
+        max: usize,
+    },
+    TooManyTopics {
+        max: usize,
+    },
+    TooManyConnections {
+        max: usize,
+    },
+    TooManySubscriptions {
+        max: usize,
+    },
     /// The engine (Redis) did not answer in time or refused: nothing was done, or (for a
     /// publish that timed out) it may have been; the client should retry.
     EngineUnavailable(String),
@@ -134,7 +143,10 @@ impl fmt::Display for BrokerError {
                 "this connection holds its limit of {max} subscriptions; unsubscribe from one first"
             ),
             BrokerError::EngineUnavailable(why) => {
-                write!(f, "the engine is unavailable: {why}; nothing was done, try again")
+                write!(
+                    f,
+                    "the engine is unavailable: {why}; nothing was done, try again"
+                )
             }
         }
     }

@@ -55,7 +55,13 @@ async fn topics_are_created_listed_sorted_and_deleted() {
         b.create_topic("-x").await,
         Err(BrokerError::InvalidTopic(_))
     ));
-    let names: Vec<_> = b.topics().await.unwrap().iter().map(|t| t.name.to_string()).collect();
+    let names: Vec<_> = b
+        .topics()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
     assert_eq!(names, ["a", "b", "c"]);
     b.delete_topic("b").await.unwrap();
     assert_eq!(
@@ -80,7 +86,10 @@ async fn publish_numbers_messages_and_history_keeps_the_newest() {
     let b = broker(3);
     b.create_topic("t").await.unwrap();
     for i in 1..=5u64 {
-        assert_eq!(b.publish("t", &json(&i.to_string())).await.map(|p| p.seq), Ok(i));
+        assert_eq!(
+            b.publish("t", &json(&i.to_string())).await.map(|p| p.seq),
+            Ok(i)
+        );
     }
     let page = b.history("t", 0, 10).await.unwrap();
     let seqs: Vec<u64> = page.messages.iter().map(|p| p.seq).collect();
@@ -98,7 +107,10 @@ async fn publish_numbers_messages_and_history_keeps_the_newest() {
 async fn message_size_limit_is_inclusive() {
     let b = broker(0);
     b.create_topic("t").await.unwrap();
-    assert_eq!(b.publish("t", &json("1234567890")).await.map(|p| p.seq), Ok(1));
+    assert_eq!(
+        b.publish("t", &json("1234567890")).await.map(|p| p.seq),
+        Ok(1)
+    );
     assert_eq!(
         b.publish("t", &json("12345678901")).await.map(|p| p.seq),
         Err(BrokerError::MessageTooLarge { size: 11, max: 10 })
@@ -114,7 +126,10 @@ async fn subscribe_queues_ack_then_replay_then_live() {
     let b = broker(10);
     b.create_topic("t").await.unwrap();
     for i in 1..=4 {
-        b.publish("t", &json(&i.to_string())).await.map(|p| p.seq).unwrap();
+        b.publish("t", &json(&i.to_string()))
+            .await
+            .map(|p| p.seq)
+            .unwrap();
     }
     let mut c = b.connect().expect("room for a connection");
     c.subscribe("t", &Replay::Last(2), ack).await.unwrap();
@@ -150,7 +165,10 @@ async fn resume_positions() {
     b.create_topic("t").await.unwrap();
     let epoch = b.topic("t").await.unwrap().epoch.to_string();
     for i in 1..=5 {
-        b.publish("t", &json(&i.to_string())).await.map(|p| p.seq).unwrap();
+        b.publish("t", &json(&i.to_string()))
+            .await
+            .map(|p| p.seq)
+            .unwrap();
     }
     // (since, epoch, expected replayed, expected recovered)
     let cases: [(u64, Option<&str>, u64, bool); 6] = [

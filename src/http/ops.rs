@@ -49,7 +49,12 @@ pub fn health(state: AppState) -> Response {
         StatusCode::OK
     };
     let body = Health {
-        status: if reason.is_some() { "unavailable" } else { "healthy" }.to_owned(),
+        status: if reason.is_some() {
+            "unavailable"
+        } else {
+            "healthy"
+        }
+        .to_owned(),
         engine: state.broker.engine_name().to_owned(),
         reason,
         uptime_seconds: state.broker.uptime_seconds(),

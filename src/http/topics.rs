@@ -33,7 +33,10 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 
     let one = warp::path!("topics" / TopicParam).map(TopicParam::into_name);
     let get = one.and(warp::get()).and(state.clone()).then(get_topic);
-    let delete = one.and(warp::delete()).and(state.clone()).then(delete_topic);
+    let delete = one
+        .and(warp::delete())
+        .and(state.clone())
+        .then(delete_topic);
     let one_other = one.map(|_| method_not_allowed("GET, DELETE"));
 
     let messages = warp::path!("topics" / TopicParam / "messages").map(TopicParam::into_name);
@@ -114,7 +117,11 @@ fn topic_body(info: &TopicInfo) -> Topic {
 )]
 pub async fn create_topic(body: Result<CreateTopicRequest, ApiError>, state: AppState) -> Response {
     let result = match body {
-        Ok(req) => state.broker.create_topic(&req.name).await.map_err(ApiError::from),
+        Ok(req) => state
+            .broker
+            .create_topic(&req.name)
+            .await
+            .map_err(ApiError::from),
         Err(e) => Err(e),
     };
     respond(StatusCode::CREATED, result.map(|info| topic_body(&info)))
@@ -170,10 +177,14 @@ pub async fn get_topic(name: String, state: AppState) -> Response {
     )
 )]
 pub async fn delete_topic(name: String, state: AppState) -> Response {
-    let result = state.broker.delete_topic(&name).await.map(|()| TopicDeleted {
-        name,
-        deleted: true,
-    });
+    let result = state
+        .broker
+        .delete_topic(&name)
+        .await
+        .map(|()| TopicDeleted {
+            name,
+            deleted: true,
+        });
     respond(StatusCode::OK, result.map_err(ApiError::from))
 }
 

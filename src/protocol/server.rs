@@ -120,7 +120,11 @@ impl MessageFrame {
 /// The parts of a `message` frame around its seq: the head (up to `"seq":`) and the tail (the
 /// message and timestamp). The memory engine joins them around the seq at once; the Redis
 /// engine sends both to Redis, where the seq is assigned, and gets the frame back whole.
-pub fn message_frame_parts(topic_json: &str, message: &str, published_at: &str) -> (String, String) {
+pub fn message_frame_parts(
+    topic_json: &str,
+    message: &str,
+    published_at: &str,
+) -> (String, String) {
     let mut head = String::with_capacity(HEAD.len() + topic_json.len() + SEQ.len());
     head.push_str(HEAD);
     head.push_str(topic_json);

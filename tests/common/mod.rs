@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses its own part of the harness
 
 pub mod child;
+pub mod redis;
 pub mod tools;
 
 use std::net::SocketAddr;
@@ -44,7 +45,7 @@ impl TestServer {
         config.validate().expect("test flags are consistent");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let broker = Broker::new(config.broker_config());
+        let broker = config.broker().await.expect("the engine starts");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(pubsub::server::serve(
             listener,

@@ -15,9 +15,9 @@ pub mod redis;
 use std::future::Future;
 use std::sync::Arc;
 
-use super::outbox::Outbox;
 use super::BrokerError;
 use super::info::{HistoryPage, NodeInfo, Subscribed, TopicInfo};
+use super::outbox::Outbox;
 use crate::protocol::{Frame, Replay};
 
 /// A message accepted by the engine.
@@ -57,8 +57,10 @@ pub trait Subscription: Send + Sync {
 /// The operations a node needs from its engine.
 pub trait Engine: Send + Sync + 'static {
     /// Creates a topic with a fresh epoch; exactly one of several racing creators succeeds.
-    fn create_topic(&self, name: &str)
-    -> impl Future<Output = Result<TopicInfo, BrokerError>> + Send;
+    fn create_topic(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<TopicInfo, BrokerError>> + Send;
 
     /// Deletes a topic; its subscribers on every node get `topic_deleted`.
     fn delete_topic(&self, name: &str) -> impl Future<Output = Result<(), BrokerError>> + Send;

@@ -7,7 +7,10 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, ProtocolVersion, PushInfo, RedisFuture, Value};
+use redis::{
+    Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, ProtocolVersion, PushInfo, RedisFuture,
+    Value,
+};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 /// Where the engine's Redis is.
@@ -197,7 +200,10 @@ mod tests {
 
     #[test]
     fn passwords_never_show() {
-        assert_eq!(shown("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+        assert_eq!(
+            shown("redis://127.0.0.1:6379/0"),
+            "redis://127.0.0.1:6379/0"
+        );
         assert_eq!(shown("redis://:s3cret@h:1"), "redis://***@h:1");
         assert_eq!(shown("rediss://app:s3cret@h:1/2"), "rediss://app:***@h:1/2");
     }

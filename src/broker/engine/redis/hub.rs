@@ -268,12 +268,11 @@ impl HubTopic {
         let mut st = lock(&self.state);
         let life = st.life.as_ref()?;
         match current {
-            Some((epoch, last_seq)) if epoch == &*life.epoch => {
-                (last_seq > life.delivered).then_some(Gap {
+            Some((epoch, last_seq)) if epoch == &*life.epoch => (last_seq > life.delivered)
+                .then_some(Gap {
                     after: life.delivered,
                     up_to: last_seq,
-                })
-            }
+                }),
             _ => {
                 if !st.gone {
                     self.end(&mut st);
@@ -490,8 +489,12 @@ mod tests {
         t.apply("e", 3, Frame::from("m3"));
         t.apply("e", 4, Frame::from("m4"));
         let out = outbox();
-        let sub = Subscriber { client: 1, outbox: &out };
-        t.register(&snapshot(3, &["m2", "m3"]), sub, &mut ack).unwrap();
+        let sub = Subscriber {
+            client: 1,
+            outbox: &out,
+        };
+        t.register(&snapshot(3, &["m2", "m3"]), sub, &mut ack)
+            .unwrap();
         assert_eq!(frames(&out).await, ["ack", "m2", "m3", "m4"]);
     }
 
@@ -499,13 +502,27 @@ mod tests {
     async fn a_late_snapshot_catches_up_from_what_was_delivered() {
         let (t, _rx) = topic();
         let (a, b) = (outbox(), outbox());
-        t.register(&snapshot(1, &[]), Subscriber { client: 1, outbox: &a }, &mut ack)
-            .unwrap();
+        t.register(
+            &snapshot(1, &[]),
+            Subscriber {
+                client: 1,
+                outbox: &a,
+            },
+            &mut ack,
+        )
+        .unwrap();
         t.apply("e", 2, Frame::from("m2"));
         t.apply("e", 3, Frame::from("m3"));
         // b read history when seq 1 was the last: m2 and m3 reach it after its replay.
-        t.register(&snapshot(1, &["m1"]), Subscriber { client: 2, outbox: &b }, &mut ack)
-            .unwrap();
+        t.register(
+            &snapshot(1, &["m1"]),
+            Subscriber {
+                client: 2,
+                outbox: &b,
+            },
+            &mut ack,
+        )
+        .unwrap();
         t.apply("e", 3, Frame::from("m3"));
         t.apply("e", 4, Frame::from("m4"));
         assert_eq!(frames(&b).await, ["ack", "m1", "m2", "m3", "m4"]);
@@ -516,13 +533,24 @@ mod tests {
     async fn a_hole_is_filled_from_history_or_announced() {
         let (t, _rx) = topic();
         let out = outbox();
-        t.register(&snapshot(0, &[]), Subscriber { client: 1, outbox: &out }, &mut ack)
-            .unwrap();
+        t.register(
+            &snapshot(0, &[]),
+            Subscriber {
+                client: 1,
+                outbox: &out,
+            },
+            &mut ack,
+        )
+        .unwrap();
         assert_eq!(t.apply("e", 1, Frame::from("m1")), None);
         let gap = t.apply("e", 5, Frame::from("m5")).unwrap();
         assert_eq!(gap, Gap { after: 1, up_to: 4 });
         // History still has 3 and 4 only: 2 is announced lost, then 3, 4 and the held 5 follow.
-        t.fill("e", gap, vec![(3, Frame::from("m3")), (4, Frame::from("m4"))]);
+        t.fill(
+            "e",
+            gap,
+            vec![(3, Frame::from("m3")), (4, Frame::from("m4"))],
+        );
         assert_eq!(
             frames(&out).await,
             [
@@ -540,8 +568,15 @@ mod tests {
     async fn another_life_ends_the_topic_for_its_subscribers() {
         let (t, mut rx) = topic();
         let out = outbox();
-        t.register(&snapshot(0, &[]), Subscriber { client: 1, outbox: &out }, &mut ack)
-            .unwrap();
+        t.register(
+            &snapshot(0, &[]),
+            Subscriber {
+                client: 1,
+                outbox: &out,
+            },
+            &mut ack,
+        )
+        .unwrap();
         t.apply("other", 1, Frame::from("x"));
         assert_eq!(
             frames(&out).await,

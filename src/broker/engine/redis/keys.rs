@@ -63,7 +63,11 @@ impl Keys {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Payload<'a> {
     /// `M<epoch>:<seq>:<frame>`: a publication.
-    Message { epoch: &'a str, seq: u64, frame: Frame },
+    Message {
+        epoch: &'a str,
+        seq: u64,
+        frame: Frame,
+    },
     /// `D<epoch>`: the topic's life `epoch` ended.
     Deleted { epoch: &'a str },
 }
@@ -110,7 +114,10 @@ mod tests {
                 frame: Frame::from(r#"{"action":"message","x":"a:b"}"#)
             }
         );
-        assert_eq!(Payload::parse("Dab12"), Some(Payload::Deleted { epoch: "ab12" }));
+        assert_eq!(
+            Payload::parse("Dab12"),
+            Some(Payload::Deleted { epoch: "ab12" })
+        );
         assert_eq!(Payload::parse("X"), None);
         assert_eq!(Payload::parse("Mab:x:{}"), None);
     }

@@ -112,12 +112,10 @@ impl RedisEngine {
             .await
             .map_err(|_| format!("Redis did not answer within {:?}", redis.timeout * 3))??;
         let mut commands = connected.commands;
-        let pong: Result<String, _> = tokio::time::timeout(
-            redis.timeout,
-            redis::cmd("PING").query_async(&mut commands),
-        )
-        .await
-        .map_err(|_| "Redis accepted the connection but did not answer PING".to_owned())?;
+        let pong: Result<String, _> =
+            tokio::time::timeout(redis.timeout, redis::cmd("PING").query_async(&mut commands))
+                .await
+                .map_err(|_| "Redis accepted the connection but did not answer PING".to_owned())?;
         pong.map_err(|e| format!("Redis refused PING: {e}"))?;
 
         let (control, control_rx) = mpsc::unbounded_channel();
@@ -146,7 +144,9 @@ impl RedisEngine {
         };
         tokio::spawn(stop_with(
             stopped.clone(),
-            tasks.clone().channels(connected.pubsub.clone(), control_rx, joins_rx),
+            tasks
+                .clone()
+                .channels(connected.pubsub.clone(), control_rx, joins_rx),
         ));
         tokio::spawn(stop_with(
             stopped.clone(),
@@ -172,7 +172,17 @@ impl RedisEngine {
         seq: u64,
         epoch: &str,
     ) -> Result<Option<Read>, BrokerError> {
-        read(&self.keys, &self.commands, self.timeout, name, mode, count, seq, epoch).await
+        read(
+            &self.keys,
+            &self.commands,
+            self.timeout,
+            name,
+            mode,
+            count,
+            seq,
+            epoch,
+        )
+        .await
     }
 
     /// Registers the name, then creates its life. Exactly one of several racing creators gets
@@ -231,7 +241,11 @@ impl RedisEngine {
     async fn reports(&self) -> Result<Vec<(String, Report)>, BrokerError> {
         let mut conn = self.commands.clone();
         let stored: HashMap<String, String> = self
-            .call(redis::cmd("HGETALL").arg(self.keys.nodes()).query_async(&mut conn))
+            .call(
+                redis::cmd("HGETALL")
+                    .arg(self.keys.nodes())
+                    .query_async(&mut conn),
+            )
             .await?;
         let now = now_ms();
         let own = &self.gauges.id;
@@ -278,7 +292,9 @@ impl RedisEngine {
         let topic = self
             .hub
             .join(name, || self.keys.topic(name).channel, &self.control);
-        let result = self.join_and_register(&topic, subscriber, replay, ack).await;
+        let result = self
+            .join_and_register(&topic, subscriber, replay, ack)
+            .await;
         topic.joined_done();
         match result {
             Ok(()) => Ok(Some(topic)),
@@ -387,8 +403,7 @@ impl Engine for RedisEngine {
             )
             .await?;
         names.sort_unstable();
-        let infos =
-            futures_util::future::join_all(names.iter().map(|name| self.info(name))).await;
+        let infos = futures_util::future::join_all(names.iter().map(|name| self.info(name))).await;
         let subscribers = subscriber_totals(&self.reports().await?);
         let mut topics = Vec::with_capacity(names.len());
         for info in infos {
@@ -484,7 +499,10 @@ impl Engine for RedisEngine {
         validate_topic_name(name)?;
         let mut created = false;
         for _ in 0..8 {
-            match self.try_subscribe(name, subscriber, replay, &mut *ack).await {
+            match self
+                .try_subscribe(name, subscriber, replay, &mut *ack)
+                .await
+            {
                 Ok(Some(topic)) => return Ok(topic),
                 Ok(None) => continue,
                 Err(BrokerError::TopicNotFound(_)) if !created => {
@@ -682,7 +700,8 @@ impl Tasks {
             _ => return,
         }
         let mut data = push.data.into_iter();
-        let (Some(channel), Some(payload)) = (data.next().and_then(text), data.next().and_then(text))
+        let (Some(channel), Some(payload)) =
+            (data.next().and_then(text), data.next().and_then(text))
         else {
             return;
         };
@@ -776,7 +795,8 @@ impl Tasks {
     /// Pings both connections (reconnecting them if needed) and reports this node.
     async fn check(&self, pubsub: &mut PubSub) -> Option<String> {
         let mut conn = self.commands.clone();
-        let report = serde_json::to_string(&own_report(&self.hub, &self.gauges)).unwrap_or_default();
+        let report =
+            serde_json::to_string(&own_report(&self.hub, &self.gauges)).unwrap_or_default();
         let reported: Result<i64, _> = timed(
             self.timeout,
             redis::cmd("HSET")
