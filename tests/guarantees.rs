@@ -234,7 +234,7 @@ async fn a_subscribed_publisher_gets_its_own_messages() {
     let server = TestServer::start().await;
     server.create_topic("t").await;
     let mut c = server.ws().await;
-    c.subscribe("t").await;
+    let epoch = c.subscribe("t").await["epoch"].clone();
     c.send(json!({"action": "publish", "topic": "t", "message": "mine", "request_id": "p"}))
         .await;
     let mut got = [c.recv().await, c.recv().await];
@@ -243,7 +243,7 @@ async fn a_subscribed_publisher_gets_its_own_messages() {
     assert_eq!(got[0]["message"], "mine");
     assert_eq!(
         got[1],
-        json!({"action": "published", "topic": "t", "seq": 1, "request_id": "p"})
+        json!({"action": "published", "topic": "t", "seq": 1, "epoch": epoch, "request_id": "p"})
     );
 }
 
@@ -464,13 +464,13 @@ async fn rest_and_websocket_publishes_share_one_sequence() {
     let server = TestServer::start().await;
     server.create_topic("mix").await;
     let mut sub = server.ws().await;
-    sub.subscribe("mix").await;
+    let epoch = sub.subscribe("mix").await["epoch"].clone();
     let mut publisher = server.ws().await;
     assert_eq!(publisher.publish("mix", json!("ws")).await, 1);
     let r = server
         .post_json("/topics/mix/messages", &json!({"message": "rest"}))
         .await;
-    assert_eq!(r.json(), json!({"topic": "mix", "seq": 2}));
+    assert_eq!(r.json(), json!({"topic": "mix", "seq": 2, "epoch": epoch}));
     let a = sub.recv().await;
     let b = sub.recv().await;
     assert_eq!(

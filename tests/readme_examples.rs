@@ -40,7 +40,14 @@ const README_ADDR: &str = "localhost:8000";
 const EXAMPLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Keys whose values change from run to run: compared by type only.
-const VOLATILE_KEYS: &[&str] = &["epoch", "published_at", "uptime_seconds"];
+const VOLATILE_KEYS: &[&str] = &[
+    "epoch",
+    "published_at",
+    "uptime_seconds",
+    "node_id",
+    "id",
+    "last_seen",
+];
 
 // ---------------------------------------------------------------------------------------------
 // Reading the README

@@ -97,8 +97,8 @@ pub enum BrokerError {
     TooManySubscriptions {
         max: usize,
     },
-    /// The engine (Redis) did not answer in time or refused: nothing was done, or (for a
-    /// publish that timed out) it may have been; the client should retry.
+    /// The engine (Redis) refused (nothing was done) or did not answer in time (the outcome is
+    /// unknown: a publish may still happen, and is then delivered in order like any other).
     EngineUnavailable(String),
 }
 

@@ -77,6 +77,12 @@ impl ChildServer {
         rss_kib_of(self.pid())
     }
 
+    /// Kills the process with SIGKILL (no graceful anything) and waits until it is gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -129,6 +129,22 @@ impl TestServer {
     }
 }
 
+/// `value` without its `epoch`, after checking the epoch is there (12 letters and digits):
+/// for comparing publish acks, whose epoch is random, with the expected rest.
+pub fn without_epoch(mut value: Value) -> Value {
+    let epoch = value
+        .as_object_mut()
+        .and_then(|o| o.remove("epoch"))
+        .unwrap_or_else(|| panic!("an epoch in {value}"));
+    assert!(
+        epoch
+            .as_str()
+            .is_some_and(|e| e.len() == 12 && e.chars().all(|c| c.is_ascii_alphanumeric())),
+        "epoch {epoch}"
+    );
+    value
+}
+
 /// A parsed HTTP response.
 #[derive(Debug)]
 pub struct HttpResponse {

@@ -614,13 +614,17 @@ async fn timed<T>(
 ) -> Result<T, BrokerError> {
     match tokio::time::timeout(timeout, call).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(BrokerError::EngineUnavailable(format!("Redis: {e}"))),
+        Ok(Err(e)) => Err(BrokerError::EngineUnavailable(format!(
+            "Redis: {e}; nothing was done"
+        ))),
         Err(_) => Err(unavailable_after(timeout)),
     }
 }
 
 fn unavailable_after(timeout: Duration) -> BrokerError {
-    BrokerError::EngineUnavailable(format!("Redis did not answer within {timeout:?}"))
+    BrokerError::EngineUnavailable(format!(
+        "Redis did not answer within {timeout:?}; the outcome is unknown"
+    ))
 }
 
 /// Runs `task` until the engine is dropped.
