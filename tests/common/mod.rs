@@ -25,11 +25,25 @@ use pubsub::config::Config;
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// A server running in this process on 127.0.0.1 and a free port.
+///
+/// With `PUBSUB_TEST_ENGINE=redis` (and no `--engine` among the test's flags) it is two nodes on
+/// a Redis of the test's own: REST requests go to the first, and WebSocket clients alternate
+/// between the two, so every suite that uses this harness also runs across nodes.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub broker: Broker,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    /// The second node, under `PUBSUB_TEST_ENGINE=redis`.
+    peer: Option<Box<TestServer>>,
+    /// Declared last: dropped (stopped) after the nodes.
+    _redis: Option<redis::RedisServer>,
+    connections: std::sync::atomic::AtomicUsize,
+}
+
+/// Whether the suites run across two nodes on Redis (`PUBSUB_TEST_ENGINE=redis`).
+pub fn across_nodes() -> bool {
+    std::env::var("PUBSUB_TEST_ENGINE").is_ok_and(|e| e == "redis")
 }
 
 impl TestServer {
@@ -38,8 +52,25 @@ impl TestServer {
         Self::with_args(&[]).await
     }
 
-    /// Starts a server as `pubsub ARGS...` would be configured.
+    /// Starts a server as `pubsub ARGS...` would be configured (two nodes on Redis under
+    /// `PUBSUB_TEST_ENGINE=redis`).
     pub async fn with_args(args: &[&str]) -> Self {
+        if !across_nodes() || args.contains(&"--engine") {
+            return Self::node(args).await;
+        }
+        let redis = redis::RedisServer::start();
+        let url = redis.url();
+        let mut args = args.to_vec();
+        args.extend(["--engine", "redis", "--redis-url", &url]);
+        let peer = Self::node(&args).await;
+        let mut first = Self::node(&args).await;
+        first.peer = Some(Box::new(peer));
+        first._redis = Some(redis);
+        first
+    }
+
+    /// One node.
+    async fn node(args: &[&str]) -> Self {
         let config = Config::try_parse_from(std::iter::once("pubsub").chain(args.iter().copied()))
             .expect("test flags parse");
         config.validate().expect("test flags are consistent");
@@ -61,15 +92,32 @@ impl TestServer {
             broker,
             stop: Some(stop),
             task,
+            peer: None,
+            _redis: None,
+            connections: Default::default(),
         }
     }
 
     /// Shuts the server down gracefully and waits until it has stopped.
     pub async fn shutdown(mut self) {
+        if let Some(peer) = self.peer.take() {
+            Box::pin(peer.shutdown()).await;
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let _ = tokio::time::timeout(WAIT, &mut self.task).await;
+    }
+
+    /// Where the next WebSocket client connects: this node, or every other time its peer.
+    pub fn ws_addr(&self) -> SocketAddr {
+        let n = self
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match &self.peer {
+            Some(peer) if n % 2 == 1 => peer.addr,
+            _ => self.addr,
+        }
     }
 
     pub async fn request(
@@ -125,7 +173,7 @@ impl TestServer {
     }
 
     pub async fn ws(&self) -> WsClient {
-        WsClient::connect(self.addr).await
+        WsClient::connect(self.ws_addr()).await
     }
 }
 
