@@ -2,7 +2,9 @@
 //! exactly the bytes they mean, malformed ones included) and a WebSocket client.
 #![allow(dead_code)] // each test file uses its own part of the harness
 
+pub mod bench;
 pub mod child;
+pub mod reference;
 pub mod tools;
 
 use std::net::SocketAddr;
