@@ -195,11 +195,22 @@ fn render(rows: &[Row], raw: &str) -> String {
             }
         }
         let text = |key: &str| row.meta.get(key).and_then(Value::as_str).unwrap_or("");
-        let measured = [text("date"), text("commit"), text("machine")]
+        let mut measured: Vec<String> = [text("date"), text("commit"), text("machine")]
             .into_iter()
             .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(", ");
+            .map(str::to_owned)
+            .collect();
+        // Whatever makes these figures something other than results, said where they are read.
+        if row.meta.get("quick").and_then(Value::as_bool) == Some(true) {
+            measured.push("**QUICK tooling check, not results**".to_owned());
+        }
+        if !matches!(text("profile"), "" | "release") {
+            measured.push(format!("**{} build**", text("profile")));
+        }
+        if text("reference").starts_with("outside") {
+            measured.push(format!("reference {}", text("reference")));
+        }
+        let measured = measured.join(", ");
         let command = match text("command") {
             "" => String::new(),
             c => format!("`{}`", c.replace('|', "\\|")),
@@ -394,7 +405,8 @@ mod tests {
         Row {
             name: "fanout".into(),
             meta: json!({"runs": 3, "a": "pubsub", "b": "reference", "command": "fanout -s 2",
-                         "date": "2026-11-29", "commit": "abc1234"}),
+                         "date": "2026-11-29", "commit": "abc1234", "profile": "release",
+                         "quick": false, "reference": "in-repo src/bin/fanout-reference"}),
             runs: vec![
                 run("pubsub", 1, true, 2e6),
                 run("reference", 1, true, 1e6),
@@ -422,6 +434,19 @@ mod tests {
         );
         assert!(text.contains("| server CPU µs per delivery |"), "{text}");
         assert!(!text.contains("Redis"), "{text}");
+    }
+
+    #[test]
+    fn a_tooling_check_says_so_where_it_is_read() {
+        let mut quick = row();
+        quick.meta["quick"] = json!(true);
+        quick.meta["profile"] = json!("debug");
+        quick.meta["reference"] = json!("outside: ../ref/Cargo.toml");
+        let text = render(&[quick], "bench/raw");
+        assert!(
+            text.contains("2026-11-29, abc1234, **QUICK tooling check, not results**, **debug build**, reference outside: ../ref/Cargo.toml |"),
+            "{text}"
+        );
     }
 
     #[test]
