@@ -2,8 +2,10 @@
 //! exactly the bytes they mean, malformed ones included) and a WebSocket client.
 #![allow(dead_code)] // each test file uses its own part of the harness
 
+pub mod bench;
 pub mod child;
 pub mod redis;
+pub mod reference;
 pub mod tools;
 
 use std::net::SocketAddr;

@@ -11,7 +11,6 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::target::Target;
 use crate::wire::{self, Received};
 
 pub type Ws = WebSocketStream<TcpStream>;
@@ -19,16 +18,17 @@ pub type Ws = WebSocketStream<TcpStream>;
 /// How long one connect, handshake, subscribe or REST request may take.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Opens a WebSocket. `read_buffer` is tungstenite's eagerly allocated read buffer: large for a
-/// few busy connections, small when thousands of idle ones must fit in the harness's memory.
-pub async fn connect(target: &Target, read_buffer: usize) -> Result<Ws, String> {
+/// Opens a WebSocket to `addr`. `read_buffer` is tungstenite's eagerly allocated read buffer:
+/// large for a few busy connections, small when thousands of idle ones must fit in the harness's
+/// memory.
+pub async fn connect(addr: SocketAddr, ws_path: &str, read_buffer: usize) -> Result<Ws, String> {
     let step = async {
-        let tcp = TcpStream::connect(target.addr)
+        let tcp = TcpStream::connect(addr)
             .await
-            .map_err(|e| format!("connect: {e}"))?;
+            .map_err(|e| format!("connect to {addr}: {e}"))?;
         tcp.set_nodelay(true)
             .map_err(|e| format!("set TCP_NODELAY: {e}"))?;
-        let url = format!("ws://{}{}", target.addr, target.ws_path);
+        let url = format!("ws://{addr}{ws_path}");
         let config = WebSocketConfig::default()
             .read_buffer_size(read_buffer)
             .write_buffer_size(64 * 1024)

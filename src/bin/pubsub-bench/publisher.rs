@@ -1,5 +1,6 @@
 //! The publisher: sends numbered publishes, at most `window` unacknowledged, as fast as allowed
-//! or on a fixed schedule.
+//! or on a fixed schedule, and goes on past the planned count until the plan's minimum duration
+//! has passed.
 
 use std::time::Duration;
 
@@ -15,7 +16,10 @@ use crate::wire::{self, PublishFrames, Received};
 pub struct Plan {
     /// Publish number i goes to topic i % topics.len().
     pub topics: Vec<String>,
+    /// Publishes to send at least.
     pub messages: u64,
+    /// Keep publishing (more messages, never slower) until this long after the first send.
+    pub min_duration: Duration,
     pub window: u64,
     pub message_bytes: usize,
     /// Publishes per second; `None` is as fast as the window allows.
@@ -23,6 +27,7 @@ pub struct Plan {
 }
 
 pub struct Outcome {
+    /// Publishes sent: `messages` or more (see `min_duration`).
     pub sent: u64,
     pub acked: u64,
     pub errors: u64,
@@ -85,7 +90,8 @@ impl Dedicated {
                     }
                 };
                 runtime.block_on(async move {
-                    let ws = match client::connect(&target, 64 * 1024).await {
+                    let addr = target.publisher_addr();
+                    let ws = match client::connect(addr, &target.ws_path, 64 * 1024).await {
                         Ok(ws) => ws,
                         Err(e) => {
                             let _ = ready_tx.send(Err(format!("publisher: {e}")));
@@ -127,6 +133,9 @@ pub async fn publish(mut ws: Ws, plan: &Plan, deadline: Instant) -> Outcome {
     let start = Instant::now();
     let period_ns = plan.rate.map(|r| 1_000_000_000 / u64::from(r.max(1)));
     let due = |i: u64| period_ns.map(|p| start + Duration::from_nanos(i.saturating_mul(p)));
+    let min_end = start + plan.min_duration;
+    // Whether publish number `sent` is still to be sent.
+    let more = |sent: u64| sent < plan.messages || Instant::now() < min_end;
     let mut out = Outcome {
         sent: 0,
         acked: 0,
@@ -138,10 +147,10 @@ pub async fn publish(mut ws: Ws, plan: &Plan, deadline: Instant) -> Outcome {
         max_lag_ns: 0,
         failure: None,
     };
-    while out.acked + out.errors < plan.messages {
+    while out.acked + out.errors < out.sent || more(out.sent) {
         // Send everything the window and the schedule allow, then one flush for the batch.
         let mut fed = false;
-        while out.sent < plan.messages && out.sent - out.acked - out.errors < plan.window {
+        while out.sent - out.acked - out.errors < plan.window && more(out.sent) {
             let now = Instant::now();
             if let Some(at) = due(out.sent) {
                 if at > now {
@@ -166,7 +175,7 @@ pub async fn publish(mut ws: Ws, plan: &Plan, deadline: Instant) -> Outcome {
                 return out;
             }
         }
-        let can_send = out.sent < plan.messages && out.sent - out.acked - out.errors < plan.window;
+        let can_send = out.sent - out.acked - out.errors < plan.window && more(out.sent);
         let next_due = due(out.sent).filter(|_| can_send).unwrap_or(deadline);
         tokio::select! {
             biased;
@@ -186,7 +195,7 @@ pub async fn publish(mut ws: Ws, plan: &Plan, deadline: Instant) -> Outcome {
             _ = sleep_until(next_due.min(deadline)) => {
                 if Instant::now() >= deadline {
                     out.failure = Some(format!(
-                        "timed out: {} of {} publishes answered", out.acked + out.errors, plan.messages
+                        "timed out: {} of {} publishes answered", out.acked + out.errors, out.sent
                     ));
                     return out;
                 }

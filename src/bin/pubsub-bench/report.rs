@@ -2,6 +2,9 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::cli::Scenario;
+use crate::target::Target;
+
 /// Whether a bigger figure is better, for ratios and the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Better {
@@ -22,6 +25,8 @@ pub struct RunReport {
     pub server: String,
     pub addr: String,
     pub run: u32,
+    /// 1 when this server ran first in its pair of runs, 2 when second (`--compare`).
+    pub position: u32,
     /// In the order they are printed.
     pub figures: Vec<(&'static str, Value)>,
     /// Things a reader must know to trust the figures (harness saturated, deliveries missing...).
@@ -29,18 +34,32 @@ pub struct RunReport {
     pub headline: Headline,
     /// False when the run broke (connections refused, errors, missing deliveries).
     pub ok: bool,
+    /// Set when the run could not be carried out at all (then there are no figures).
+    pub error: Option<String>,
 }
 
 impl RunReport {
+    /// A report with no figures yet, not ok until the scenario says so.
+    pub fn new(scenario: &Scenario, target: &Target, run: u32, headline: Headline) -> Self {
+        RunReport {
+            scenario: scenario.name(),
+            server: target.name.clone(),
+            addr: target.label(),
+            run,
+            position: 1,
+            figures: Vec::new(),
+            notes: Vec::new(),
+            headline,
+            ok: false,
+            error: None,
+        }
+    }
+
     pub fn number(&self, key: &str) -> Option<f64> {
         self.figures
             .iter()
             .find(|(k, _)| *k == key)
             .and_then(|(_, v)| v.as_f64())
-    }
-
-    pub fn headline_value(&self) -> Option<f64> {
-        self.number(self.headline.key)
     }
 
     pub fn json(&self) -> String {
@@ -49,7 +68,12 @@ impl RunReport {
         map.insert("server".into(), json!(self.server));
         map.insert("addr".into(), json!(self.addr));
         map.insert("run".into(), json!(self.run));
+        map.insert("position".into(), json!(self.position));
         map.insert("ok".into(), json!(self.ok));
+        map.insert("headline".into(), json!(self.headline.key));
+        if let Some(e) = &self.error {
+            map.insert("error".into(), json!(e));
+        }
         for (k, v) in &self.figures {
             map.insert((*k).into(), v.clone());
         }

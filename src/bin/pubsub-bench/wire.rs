@@ -2,9 +2,11 @@
 //!
 //! Our broker and fanout-reference word their replies differently (`{"action":"published",...}`
 //! against `{"type":"ack",...}`), but both answer every client frame exactly once, in order, and
-//! both deliver the published `message` text byte for byte. So the harness never parses a frame:
-//! a delivery is recognised by the timestamp marker inside the message it published, and anything
-//! else is a reply, an error when it has an `"error"` key.
+//! both deliver the published `message` text byte for byte. So by default the harness never
+//! parses a frame: a delivery is recognised by the timestamp marker inside the message it
+//! published, and anything else is a reply, an error when it has an `"error"` key.
+//! `--parse full` reads the same from a full JSON parse of every frame instead, as a real client
+//! pays for it.
 
 use std::sync::LazyLock;
 use std::time::Instant;
@@ -88,6 +90,25 @@ pub fn classify(text: &[u8]) -> Received {
     }
 }
 
+/// [`classify`] from a full parse of the frame: a delivery has the send time at `message.bt`,
+/// an error an `error` key. A frame that is not JSON counts as an error.
+pub fn classify_full(text: &[u8]) -> Received {
+    let Ok(frame) = serde_json::from_slice::<serde_json::Value>(text) else {
+        return Received::Error;
+    };
+    let sent = frame
+        .get("message")
+        .and_then(|m| m.get("bt"))
+        .and_then(serde_json::Value::as_str)
+        .filter(|digits| digits.len() == TS_DIGITS)
+        .and_then(|digits| parse_digits(digits.as_bytes()));
+    match sent {
+        Some(sent_ns) => Received::Delivery { sent_ns },
+        None if frame.get("error").is_some() => Received::Error,
+        None => Received::Reply,
+    }
+}
+
 fn parse_digits(digits: &[u8]) -> Option<u64> {
     digits.iter().try_fold(0u64, |n, &d| {
         d.is_ascii_digit()
@@ -113,10 +134,12 @@ mod tests {
         );
         let reference = format!(r#"{{"type":"message","topic":"t1","message":{message}}}"#);
         for delivered in [ours, reference] {
-            assert!(matches!(
-                classify(delivered.as_bytes()),
-                Received::Delivery { sent_ns } if sent_ns <= now_ns()
-            ));
+            for read in [classify, classify_full] {
+                assert!(matches!(
+                    read(delivered.as_bytes()),
+                    Received::Delivery { sent_ns } if sent_ns <= now_ns()
+                ));
+            }
         }
     }
 
@@ -128,12 +151,15 @@ mod tests {
             r#"{"type":"ack","request_id":"p1"}"#,
         ] {
             assert_eq!(classify(reply.as_bytes()), Received::Reply);
+            assert_eq!(classify_full(reply.as_bytes()), Received::Reply);
         }
         for error in [
             r#"{"action":"error","error":{"code":"topic_not_found","message":"m"},"request_id":"s"}"#,
             r#"{"type":"error","request_id":"s","error":{"code":"BAD_REQUEST"}}"#,
         ] {
             assert_eq!(classify(error.as_bytes()), Received::Error);
+            assert_eq!(classify_full(error.as_bytes()), Received::Error);
         }
+        assert_eq!(classify_full(b"not json"), Received::Error);
     }
 }

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::{CpuProbe, Env, connect_subscribers, create_topics, read_buffer, topic_names};
+use super::{CpuProbe, Env, connect_subscribers, create_topics, headline, topic_names};
 use crate::cli::Scenario;
 use crate::procfs;
 use crate::publisher::{Dedicated, Plan};
-use crate::report::{Better, Headline, RunReport, num};
-use crate::subscriber;
+use crate::report::{RunReport, num};
+use crate::subscriber::{self, Reading, Share};
 use crate::target::Target;
 
 pub async fn run(
@@ -35,8 +35,8 @@ pub async fn run(
     if let Some(note) = create_topics(target, &names, env).await? {
         notes.push(note);
     }
-    let rss = |pid: u32| procfs::rss_bytes(&pid.to_string());
-    let rss_before = target.pid.map(rss).transpose()?;
+    let rss = || procfs::rss_bytes_of(&target.pids);
+    let rss_before = target.has_pids().then(rss).transpose()?;
 
     let started = Instant::now();
     let probe = CpuProbe::start(target)?;
@@ -45,7 +45,7 @@ pub async fn run(
         &names,
         (0..*connections as usize).map(|i| i % names.len()),
         *concurrency as usize,
-        read_buffer(u64::from(*connections)),
+        env.read_buffer(u64::from(*connections)),
     )
     .await;
     let connect_s = started.elapsed().as_secs_f64();
@@ -70,8 +70,8 @@ pub async fn run(
 
     // Let the server finish its per-connection work before reading its memory.
     tokio::time::sleep(Duration::from_secs_f64(settle.clamp(0.0, 60.0))).await;
-    if let (Some(pid), Some(before)) = (target.pid, rss_before) {
-        let after = rss(pid)?;
+    if let Some(before) = rss_before {
+        let after = rss()?;
         let per_conn = after.saturating_sub(before) as f64 / connected.max(1) as f64;
         figures.push(("server_rss_before_mib", num(before as f64 / 1048576.0)));
         figures.push(("server_rss_after_mib", num(after as f64 / 1048576.0)));
@@ -83,21 +83,38 @@ pub async fn run(
 
     // One publish per topic: every connection must get exactly its topic's message.
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (_total_tx, total_rx) = watch::channel(Some(1));
+    let reading = Reading {
+        record_latency: false,
+        parse: env.common.parse,
+    };
     let receivers: Vec<_> = subs
         .into_iter()
-        .map(|(_, ws)| tokio::spawn(subscriber::receive(ws, 1, false, stop_rx.clone())))
+        .map(|(_, ws)| {
+            let one = Share {
+                topic: 0,
+                topics: 1,
+            };
+            tokio::spawn(subscriber::receive(
+                ws,
+                one,
+                total_rx.clone(),
+                reading,
+                stop_rx.clone(),
+            ))
+        })
         .collect();
     let plan = Plan {
         topics: names,
         messages: u64::from(*topics),
+        min_duration: Duration::ZERO,
         window: 64,
         message_bytes: 64,
         rate: None,
     };
-    let published = Dedicated::connect(target, plan)
-        .await?
-        .run(deadline)
-        .await?;
+    let publisher = Dedicated::connect(target, plan).await?;
+    let publish_probe = CpuProbe::start(target)?;
+    let published = publisher.run(deadline).await?;
     let drain_end = if published.failure.is_some() || published.errors > 0 {
         tokio::time::Instant::now()
     } else {
@@ -120,12 +137,15 @@ pub async fn run(
             first_broken.get_or_insert(f);
         }
     }
+    let publish_cpu = publish_probe.stop()?;
     stopper.abort();
     figures.push(("reached", json!(reached)));
     figures.push((
         "fraction_reached",
         num(reached as f64 / connected.max(1) as f64),
     ));
+    // The publish phase: one delivery per idle connection.
+    publish_cpu.per_work(reached, published.acked, &mut figures);
     ok &= published.note_problems(&mut notes);
     if broken > 0 {
         notes.push(format!(
@@ -141,25 +161,9 @@ pub async fn run(
         ));
         ok = false;
     }
-    let headline = if target.pid.is_some() {
-        Headline {
-            key: "server_rss_per_conn_kib",
-            better: Better::Lower,
-        }
-    } else {
-        Headline {
-            key: "connects_per_s",
-            better: Better::Higher,
-        }
-    };
-    Ok(RunReport {
-        scenario: "conns",
-        server: target.name.clone(),
-        addr: target.addr.to_string(),
-        run,
-        figures,
-        notes,
-        headline,
-        ok,
-    })
+    let mut report = RunReport::new(scenario, target, run, headline(scenario, target));
+    report.figures = figures;
+    report.notes = notes;
+    report.ok = ok;
+    Ok(report)
 }

@@ -1,13 +1,15 @@
 //! One load run shared by fanout, rate and topics: subscribers on their topics, one publisher,
-//! then a bounded wait for the deliveries still in flight.
+//! then a bounded wait for the deliveries still in flight. How many deliveries each subscriber
+//! waits for is known only once the publisher has finished (it may publish more than planned to
+//! fill `--min-seconds`).
 
 use hdrhistogram::Histogram;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{CpuProbe, CpuUse, Env, connect_subscribers, create_topics, read_buffer};
+use super::{CpuProbe, CpuUse, Env, connect_subscribers, create_topics};
 use crate::publisher::{self, Dedicated, Plan};
-use crate::subscriber::{self, new_histogram};
+use crate::subscriber::{self, Reading, Share, new_histogram};
 use crate::target::Target;
 
 pub struct Load {
@@ -43,7 +45,7 @@ pub async fn run(load: Load, target: &Target, env: &Env) -> Result<LoadOutcome, 
         &load.plan.topics,
         load.subscriber_topics.iter().copied(),
         64,
-        read_buffer(connections),
+        env.read_buffer(connections),
     )
     .await;
     if failed > 0 {
@@ -55,28 +57,36 @@ pub async fn run(load: Load, target: &Target, env: &Env) -> Result<LoadOutcome, 
     }
     let publisher = Dedicated::connect(target, load.plan.clone()).await?;
 
-    // How many deliveries each topic's subscribers should get.
     let topics = load.plan.topics.len() as u64;
-    let per_topic = |t: usize| {
-        let t = t as u64;
-        load.plan.messages / topics + u64::from(t < load.plan.messages % topics)
+    let share = |t: usize| Share {
+        topic: t as u64,
+        topics,
     };
-    let expected: u64 = subs.iter().map(|(t, _)| per_topic(*t)).sum();
+    let shares: Vec<Share> = subs.iter().map(|(t, _)| share(*t)).collect();
+    let reading = Reading {
+        record_latency: load.record_latency,
+        parse: env.common.parse,
+    };
 
     let probe = CpuProbe::start(target)?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (total_tx, total_rx) = watch::channel(None);
     let receivers: Vec<_> = subs
         .into_iter()
         .map(|(t, ws)| {
             tokio::spawn(subscriber::receive(
                 ws,
-                per_topic(t),
-                load.record_latency,
+                share(t),
+                total_rx.clone(),
+                reading,
                 stop_rx.clone(),
             ))
         })
         .collect();
     let published = publisher.run(deadline).await?;
+    // Every publish sent counts, answered or not: a refused one makes the run fail anyway.
+    let _ = total_tx.send(Some(published.sent));
+    let expected: u64 = shares.iter().map(|s| s.of(published.sent)).sum();
 
     // Deliveries may still be on their way: wait for them, but not past the drain timeout, and
     // not at all when publishing failed (what was refused will never arrive).

@@ -13,7 +13,7 @@ use futures_util::{StreamExt, stream};
 use crate::cli::{Common, Scenario};
 use crate::client::{self, Created, Ws};
 use crate::procfs;
-use crate::report::{RunReport, num};
+use crate::report::{Better, Headline, RunReport, num};
 use crate::target::Target;
 
 /// What every run needs besides its scenario and server.
@@ -31,6 +31,43 @@ impl Env {
 
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_secs(self.common.drain_timeout)
+    }
+
+    /// How long fanout, topics and rate publish at least.
+    pub fn min_duration(&self) -> Duration {
+        Duration::from_secs_f64(self.common.min_seconds)
+    }
+
+    /// Read buffer per subscriber connection: `--read-buffer`, or big enough for a busy
+    /// subscriber to take a burst in one read yet small enough that thousands of connections fit.
+    pub fn read_buffer(&self, connections: u64) -> usize {
+        match self.common.read_buffer {
+            Some(bytes) => bytes as usize,
+            None if connections > 2000 => 4096,
+            None => 64 * 1024,
+        }
+    }
+}
+
+/// The figure a scenario is judged by (what `--compare` prints the ratio of).
+pub fn headline(scenario: &Scenario, target: &Target) -> Headline {
+    match scenario {
+        Scenario::Fanout { .. } | Scenario::Topics { .. } => Headline {
+            key: "deliveries_per_s",
+            better: Better::Higher,
+        },
+        Scenario::Rate { .. } => Headline {
+            key: "p99_us",
+            better: Better::Lower,
+        },
+        Scenario::Conns { .. } if target.has_pids() => Headline {
+            key: "server_rss_per_conn_kib",
+            better: Better::Lower,
+        },
+        Scenario::Conns { .. } => Headline {
+            key: "connects_per_s",
+            better: Better::Higher,
+        },
     }
 }
 
@@ -52,7 +89,7 @@ pub async fn run(
             "{} run {run} on {} ({}): {e}",
             scenario.name(),
             target.name,
-            target.addr
+            target.label()
         )
     })
 }
@@ -67,8 +104,9 @@ pub fn topic_names(scenario: &str, count: usize) -> Vec<String> {
         .collect()
 }
 
-/// Creates the topics with `POST /topics`, unless told not to. Returns a note when the server
-/// has no such route (it is then expected to create topics on subscribe).
+/// Creates the topics with `POST /topics` on every server of the target, unless told not to.
+/// Returns a note when a server has no such route (it is then expected to create topics on
+/// subscribe).
 pub async fn create_topics(
     target: &Target,
     topics: &[String],
@@ -80,31 +118,29 @@ pub async fn create_topics(
     let Some(first) = topics.first() else {
         return Ok(None);
     };
-    if client::create_topic(target.addr, first).await? == Created::NoRoute {
-        return Ok(Some(
-            "the server has no POST /topics (404/405): topics are left to subscribe to create"
-                .to_owned(),
-        ));
+    let mut note = None;
+    for &addr in &target.addrs {
+        if client::create_topic(addr, first).await? == Created::NoRoute {
+            note = Some(format!(
+                "{addr} has no POST /topics (404/405): topics are left to subscribe to create"
+            ));
+            continue;
+        }
+        let results: Vec<Result<Created, String>> = stream::iter(topics.iter().skip(1))
+            .map(|t| client::create_topic(addr, t))
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for r in results {
+            r?;
+        }
     }
-    let results: Vec<Result<Created, String>> = stream::iter(topics.iter().skip(1))
-        .map(|t| client::create_topic(target.addr, t))
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    for r in results {
-        r?;
-    }
-    Ok(None)
+    Ok(note)
 }
 
-/// Read buffer per harness connection: big enough for a busy subscriber to take a burst in one
-/// read, small enough that thousands of connections fit.
-pub fn read_buffer(connections: u64) -> usize {
-    if connections > 2000 { 4096 } else { 64 * 1024 }
-}
-
-/// Opens one subscribed connection per entry of `topic_of`, `concurrency` at a time. Returns the
-/// connections that succeeded (in order) and how many failed with the first failure.
+/// Opens one subscribed connection per entry of `topic_of`, `concurrency` at a time, spread
+/// round-robin over the target's servers. Returns the connections that succeeded (in order)
+/// and how many failed with the first failure.
 pub async fn connect_subscribers(
     target: &Target,
     topics: &[String],
@@ -112,10 +148,11 @@ pub async fn connect_subscribers(
     concurrency: usize,
     read_buffer: usize,
 ) -> (Vec<(usize, Ws)>, u64, Option<String>) {
-    let results: Vec<Result<(usize, Ws), String>> = stream::iter(topic_of)
-        .map(|t| async move {
+    let results: Vec<Result<(usize, Ws), String>> = stream::iter(topic_of.enumerate())
+        .map(|(i, t)| async move {
             let topic = topics.get(t).ok_or("no such topic index")?;
-            let mut ws = client::connect(target, read_buffer).await?;
+            let addr = target.subscriber_addr(i);
+            let mut ws = client::connect(addr, &target.ws_path, read_buffer).await?;
             client::subscribe(&mut ws, topic).await?;
             Ok((t, ws))
         })
@@ -136,18 +173,33 @@ pub async fn connect_subscribers(
     (ok, failed, first)
 }
 
-/// CPU time of the harness and of the server over a stretch of wall time.
+/// CPU time of the harness, of the server's processes and of Redis's over a stretch of wall
+/// time.
 pub struct CpuProbe {
     wall: Instant,
     harness: Duration,
     server: Option<Duration>,
-    pid: Option<u32>,
+    redis: Option<Duration>,
+    pids: Vec<u32>,
+    redis_pids: Vec<u32>,
 }
 
 pub struct CpuUse {
     pub wall: Duration,
     pub harness: Duration,
+    /// Summed over the target's PIDs; `None` without any.
     pub server: Option<Duration>,
+    /// Summed over the target's Redis PIDs; `None` without any.
+    pub redis: Option<Duration>,
+}
+
+/// The CPU time of `pids` together, or `None` when there are none.
+fn cpu_of(pids: &[u32]) -> Result<Option<Duration>, String> {
+    if pids.is_empty() {
+        Ok(None)
+    } else {
+        procfs::cpu_time_of(pids).map(Some)
+    }
 }
 
 impl CpuProbe {
@@ -155,25 +207,23 @@ impl CpuProbe {
         Ok(CpuProbe {
             wall: Instant::now(),
             harness: procfs::cpu_time("self")?,
-            server: target
-                .pid
-                .map(|p| procfs::cpu_time(&p.to_string()))
-                .transpose()?,
-            pid: target.pid,
+            server: cpu_of(&target.pids)?,
+            redis: cpu_of(&target.redis_pids)?,
+            pids: target.pids.clone(),
+            redis_pids: target.redis_pids.clone(),
         })
     }
 
     pub fn stop(&self) -> Result<CpuUse, String> {
-        let server = match (self.pid, self.server) {
-            (Some(pid), Some(before)) => {
-                Some(procfs::cpu_time(&pid.to_string())?.saturating_sub(before))
-            }
-            _ => None,
+        let since = |now: Option<Duration>, before: Option<Duration>| {
+            now.zip(before)
+                .map(|(now, before)| now.saturating_sub(before))
         };
         Ok(CpuUse {
             wall: self.wall.elapsed(),
             harness: procfs::cpu_time("self")?.saturating_sub(self.harness),
-            server,
+            server: since(cpu_of(&self.pids)?, self.server),
+            redis: since(cpu_of(&self.redis_pids)?, self.redis),
         })
     }
 }
@@ -201,18 +251,55 @@ impl CpuUse {
                 load * 100.0
             ));
         }
+        let mut total = harness_cores;
         if let Some(server) = self.server {
             let server_cores = server.as_secs_f64() / wall;
             figures.push(("server_cpu_s", num(server.as_secs_f64())));
             figures.push(("server_cpu_cores", num(server_cores)));
-            let total = harness_cores + server_cores;
-            if total >= 0.95 * env.cpus as f64 {
-                notes.push(format!(
-                    "machine CPU saturated: harness {harness_cores:.2} + server {server_cores:.2} \
-                     of {} CPUs",
-                    env.cpus
-                ));
-            }
+            total += server_cores;
+        }
+        if let Some(redis) = self.redis {
+            let redis_cores = redis.as_secs_f64() / wall;
+            figures.push(("redis_cpu_s", num(redis.as_secs_f64())));
+            figures.push(("redis_cpu_cores", num(redis_cores)));
+            total += redis_cores;
+        }
+        if self.server.is_some() && total >= 0.95 * env.cpus as f64 {
+            notes.push(format!(
+                "machine CPU saturated: harness, server{} used {total:.2} of {} CPUs",
+                if self.redis.is_some() {
+                    " and Redis"
+                } else {
+                    ""
+                },
+                env.cpus
+            ));
+        }
+    }
+
+    /// Server CPU per delivery and Redis CPU per publish, in microseconds, when known: the
+    /// figures to read beside a throughput.
+    pub fn per_work(
+        &self,
+        deliveries: u64,
+        publishes: u64,
+        figures: &mut Vec<(&'static str, serde_json::Value)>,
+    ) {
+        if let Some(server) = self.server
+            && deliveries > 0
+        {
+            figures.push((
+                "server_us_per_delivery",
+                num(server.as_secs_f64() * 1e6 / deliveries as f64),
+            ));
+        }
+        if let Some(redis) = self.redis
+            && publishes > 0
+        {
+            figures.push((
+                "redis_us_per_publish",
+                num(redis.as_secs_f64() * 1e6 / publishes as f64),
+            ));
         }
     }
 }

@@ -1,14 +1,15 @@
-//! `rate`: S subscribers on one topic, one publisher at a fixed rate for a fixed time. Judged by
-//! latency, and by whether the server kept up.
+//! `rate`: S subscribers on one topic, one publisher at a fixed rate for a fixed time (at least
+//! `--min-seconds`: more messages at the same rate). Judged by latency, and by whether the server
+//! kept up.
 
 use serde_json::json;
 
 use super::load::{self, Load};
 use super::throughput::load_figures;
-use super::{Env, topic_names};
+use super::{Env, headline, topic_names};
 use crate::cli::Scenario;
 use crate::publisher::Plan;
-use crate::report::{Better, Headline, RunReport, num};
+use crate::report::{RunReport, num};
 use crate::target::Target;
 
 /// The publisher may fall this far behind its schedule, and the last delivery may come this long
@@ -31,7 +32,8 @@ pub async fn run(
     else {
         return Err("not the rate scenario".to_owned());
     };
-    let messages = u64::from(*rate) * u64::from(*duration);
+    let seconds = f64::from(*duration).max(env.common.min_seconds);
+    let messages = (f64::from(*rate) * seconds).ceil() as u64;
     if *rate == 0 || messages == 0 {
         return Err("--rate must be at least 1".to_owned());
     }
@@ -39,6 +41,8 @@ pub async fn run(
         plan: Plan {
             topics: topic_names("rate", 1),
             messages,
+            // The schedule sets the time already: `messages` covers the longer of the two.
+            min_duration: std::time::Duration::ZERO,
             window: u64::from(*window),
             message_bytes: payload.bytes as usize,
             rate: Some(*rate),
@@ -49,6 +53,7 @@ pub async fn run(
     let out = load::run(load, target, env).await?;
     let (mut figures, mut notes) = (Vec::new(), Vec::new());
     figures.push(("rate", json!(rate)));
+    figures.push(("publish_seconds", num(seconds)));
     let ok = load_figures(&out, env, &mut figures, &mut notes);
     let p = &out.publisher;
     let lag_ms = p.max_lag_ns as f64 / 1e6;
@@ -63,17 +68,9 @@ pub async fn run(
              delivery came {behind_ms:.1} ms after the last publish (limit {KEPT_UP_LAG_MS} ms each)"
         ));
     }
-    Ok(RunReport {
-        scenario: "rate",
-        server: target.name.clone(),
-        addr: target.addr.to_string(),
-        run,
-        figures,
-        notes,
-        headline: Headline {
-            key: "p99_us",
-            better: Better::Lower,
-        },
-        ok,
-    })
+    let mut report = RunReport::new(scenario, target, run, headline(scenario, target));
+    report.figures = figures;
+    report.notes = notes;
+    report.ok = ok;
+    Ok(report)
 }

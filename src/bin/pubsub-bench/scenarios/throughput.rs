@@ -4,10 +4,10 @@
 use serde_json::json;
 
 use super::load::{self, Load, LoadOutcome};
-use super::{Env, latency_figures, topic_names};
+use super::{Env, headline, latency_figures, topic_names};
 use crate::cli::Scenario;
 use crate::publisher::Plan;
-use crate::report::{Better, Headline, RunReport, num};
+use crate::report::{RunReport, num};
 use crate::target::Target;
 
 pub async fn run(
@@ -51,6 +51,7 @@ pub async fn run(
         plan: Plan {
             topics,
             messages: u64::from(messages),
+            min_duration: env.min_duration(),
             window: u64::from(window),
             message_bytes: bytes as usize,
             rate: None,
@@ -59,7 +60,7 @@ pub async fn run(
         record_latency,
     };
     let out = load::run(load, target, env).await?;
-    Ok(report(scenario.name(), target, run, env, out))
+    Ok(report(scenario, target, run, env, out))
 }
 
 /// Figures common to every load scenario; returns whether the run is sound.
@@ -84,6 +85,8 @@ pub fn load_figures(
             0.0
         }),
     ));
+    // CPU per unit of work beside the throughput it bought.
+    out.cpu.per_work(out.deliveries, p.acked, figures);
     figures.push(("fraction_delivered", num(fraction)));
     figures.push(("deliveries", json!(out.deliveries)));
     figures.push(("expected", json!(out.expected)));
@@ -103,14 +106,6 @@ pub fn load_figures(
         latency_figures(h, figures);
     }
     out.cpu.figures(env, figures, notes);
-    if let Some(server) = out.cpu.server
-        && out.deliveries > 0
-    {
-        figures.push((
-            "server_us_per_delivery",
-            num(server.as_secs_f64() * 1e6 / out.deliveries as f64),
-        ));
-    }
     notes.extend(out.notes.iter().cloned());
     let mut ok = p.note_problems(notes);
     if out.failed_subscribers > 0 {
@@ -134,7 +129,7 @@ pub fn load_figures(
 }
 
 fn report(
-    scenario: &'static str,
+    scenario: &Scenario,
     target: &Target,
     run: u32,
     env: &Env,
@@ -142,17 +137,9 @@ fn report(
 ) -> RunReport {
     let (mut figures, mut notes) = (Vec::new(), Vec::new());
     let ok = load_figures(&out, env, &mut figures, &mut notes);
-    RunReport {
-        scenario,
-        server: target.name.clone(),
-        addr: target.addr.to_string(),
-        run,
-        figures,
-        notes,
-        headline: Headline {
-            key: "deliveries_per_s",
-            better: Better::Higher,
-        },
-        ok,
-    }
+    let mut report = RunReport::new(scenario, target, run, headline(scenario, target));
+    report.figures = figures;
+    report.notes = notes;
+    report.ok = ok;
+    report
 }
