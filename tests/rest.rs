@@ -1418,3 +1418,35 @@ async fn ws_handshake_needs_version_13_and_a_key() {
         "{head}"
     );
 }
+
+/// RFC 6455 4.2.1: the key must be base64 of 16 bytes; anything else is a malformed handshake,
+/// answered with the JSON 400 and no switch of protocols.
+#[tokio::test]
+async fn ws_handshake_refuses_a_key_that_is_not_base64_of_16_bytes() {
+    let server = TestServer::start().await;
+    let bad_keys = [
+        "",
+        "not a key",
+        "dGhlIHNhbXBsZSBub25jZQ",       // 16 bytes, padding missing
+        "dGhlIHNhbXBsZSBub25jZQ===",    // one '=' too many
+        "AAAAAAAAAAAAAAAAAAAA",         // 15 bytes
+        "AAAAAAAAAAAAAAAAAAAAAAA=",     // 17 bytes
+        "dGhlIHNhbXBsZSBub25jZ!==",     // not a base64 digit
+        "dGhlIHNhbXBsZSBub25jZQ==dGhl", // more after the padding
+    ];
+    for key in bad_keys {
+        let mut headers = common::UPGRADE_HEADERS.to_vec();
+        headers.retain(|(name, _)| *name != "Sec-WebSocket-Key");
+        headers.push(("Sec-WebSocket-Key", key));
+        let r = server.request("GET", "/ws", &headers, b"").await;
+        r.assert_error(400, "bad_request");
+        assert!(
+            r.text().contains("Sec-WebSocket-Key"),
+            "{key:?}: {}",
+            r.text()
+        );
+    }
+    assert_eq!(server.stats().await["connections"], 0);
+    // Every key a client library makes is base64 of 16 random bytes: accepted.
+    server.ws().await;
+}
