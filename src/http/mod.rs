@@ -84,7 +84,7 @@ pub fn app(
         broker: broker.clone(),
         limits,
     };
-    topics::routes(state.clone())
+    let routes = topics::routes(state.clone())
         .or(ops::routes(state.clone()))
         .unify()
         .or(metrics::routes(broker.clone()))
@@ -94,7 +94,9 @@ pub fn app(
         .or(docs::routes())
         .unify()
         .or(console::routes())
-        .unify()
+        .unify();
+    error::fault_injection()
+        .and(routes)
         .recover(error::recover)
         .unify()
         .map(move |response: Response| {
