@@ -1173,6 +1173,8 @@ async fn stats_of_a_fresh_server_has_every_field() {
         BTreeSet::from([
             "topics",
             "connections",
+            "http_connections",
+            "http_connections_refused",
             "subscriptions",
             "messages_published",
             "messages_delivered",
@@ -1186,6 +1188,7 @@ async fn stats_of_a_fresh_server_has_every_field() {
     assert_eq!(stats["topics"], json!({}));
     for counter in [
         "connections",
+        "http_connections_refused",
         "subscriptions",
         "messages_published",
         "messages_delivered",
@@ -1195,6 +1198,10 @@ async fn stats_of_a_fresh_server_has_every_field() {
     ] {
         assert_eq!(stats[counter], 0, "{counter}");
     }
+    assert_eq!(
+        stats["http_connections"], 1,
+        "this request's own connection"
+    );
     let errors = stats["errors"].as_object().expect("errors is an object");
     assert_eq!(errors.len(), ErrorCode::ALL.len());
     for code in ErrorCode::ALL {

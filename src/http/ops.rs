@@ -60,6 +60,8 @@ pub fn stats(state: AppState) -> Response {
             })
             .collect(),
         connections: stats.connections,
+        http_connections: state.connections.open(),
+        http_connections_refused: state.connections.refused(),
         subscriptions: stats.subscriptions,
         messages_published: stats.counters.messages_published,
         messages_delivered: stats.counters.messages_delivered,

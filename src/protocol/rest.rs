@@ -132,6 +132,11 @@ pub struct Stats {
     pub topics: BTreeMap<String, TopicStats>,
     /// Open WebSocket connections.
     pub connections: u64,
+    /// Open TCP connections of every kind: WebSocket, HTTP/1 and HTTP/2 (this request's own
+    /// included).
+    pub http_connections: u64,
+    /// Connections closed on arrival because `--max-http-connections` were open, since start.
+    pub http_connections_refused: u64,
     /// Subscriptions across all topics and connections.
     pub subscriptions: u64,
     /// Messages published since the server started, over REST and WebSocket.

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses its own part of the harness
 
 pub mod child;
+pub mod h2;
 pub mod tools;
 
 use std::net::SocketAddr;
@@ -225,6 +226,51 @@ pub async fn http_request(
         .expect("response within the wait")
         .expect("read response");
     parse_response(&response)
+}
+
+/// Reads until the server ends the connection (EOF or reset); returns what arrived. Fails if it
+/// is still open after the wait.
+pub async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the server ends a stalled connection within the wait");
+    got
+}
+
+/// Reads one response with a Content-Length body (the connection may stay open).
+pub async fn read_response(stream: &mut TcpStream) -> HttpResponse {
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .expect("a Content-Length");
+                if raw.len() >= end + 4 + length {
+                    return;
+                }
+            }
+            let n = stream.read(&mut chunk).await.expect("read response");
+            assert!(n > 0, "connection closed before a full response: {raw:?}");
+            raw.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("a response within the wait");
+    parse_response(&raw)
 }
 
 pub fn parse_response(raw: &[u8]) -> HttpResponse {
