@@ -11,6 +11,11 @@ use crate::http::{Limits, Liveness, PublishRate};
 /// Room for the envelope around a message in a WebSocket frame or REST body.
 pub const ENVELOPE_BYTES: usize = 4096;
 
+/// TCP connections allowed beyond the WebSocket limit by default: for REST clients, metrics
+/// scrapes and handshakes in progress while every WebSocket place is taken. Each costs a file
+/// descriptor and a few KiB, so 1024 more is small next to 10000 WebSockets.
+pub const HTTP_CONNECTIONS_BEYOND_WEBSOCKETS: usize = 1024;
+
 /// An in-memory publish/subscribe broker: topics over REST, streaming over WebSocket at /ws,
 /// API docs at /docs.
 #[derive(Debug, Clone, Parser)]
@@ -62,6 +67,12 @@ pub struct Config {
     #[arg(long, env = "PUBSUB_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = positive)]
     pub max_connections: usize,
 
+    /// Most TCP connections open at once, of every kind (WebSocket, HTTP/1, HTTP/2); more are
+    /// closed as soon as they are accepted, and counted. Must be above --max-connections.
+    /// Default: --max-connections plus 1024.
+    #[arg(long, env = "PUBSUB_MAX_HTTP_CONNECTIONS", value_parser = positive)]
+    pub max_http_connections: Option<usize>,
+
     /// Most topics one connection may subscribe to; more get a too_many_subscriptions error.
     #[arg(long, env = "PUBSUB_MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 128,
           value_parser = positive)]
@@ -81,17 +92,18 @@ pub struct Config {
     #[arg(long, env = "PUBSUB_PUBLISH_BURST", value_parser = positive, requires = "publish_rate")]
     pub publish_burst: Option<usize>,
 
-    /// Seconds between the server's WebSocket pings; 0 sends none.
+    /// Seconds between the server's WebSocket pings (and HTTP/2 pings); 0 sends none.
     #[arg(long, env = "PUBSUB_PING_INTERVAL", default_value = "25", value_parser = seconds)]
     pub ping_interval: Duration,
 
     /// Seconds a client has to answer a ping (with a pong or any frame) before it is closed
-    /// with 1008 "ping timeout" and its subscriptions freed.
+    /// with 1008 "ping timeout" and its subscriptions freed (an HTTP/2 connection is dropped).
     #[arg(long, env = "PUBSUB_PING_TIMEOUT", default_value = "8", value_parser = positive_seconds)]
     pub ping_timeout: Duration,
 
     /// Seconds a client has to send a request's headers, and its body; a stalled one is
-    /// dropped (headers) or answered 408 request_timeout (body).
+    /// dropped (headers) or answered 408 request_timeout (body). An HTTP/1 or HTTP/2
+    /// connection with no request for this long is closed.
     #[arg(long, env = "PUBSUB_REQUEST_TIMEOUT", default_value = "30", value_parser = positive_seconds)]
     pub request_timeout: Duration,
 
@@ -217,6 +229,13 @@ impl Config {
                 ));
             }
         }
+        if limits.max_http_connections <= self.max_connections {
+            return Err(format!(
+                "--max-http-connections ({}) must be more than --max-connections ({}): every \
+                 WebSocket is one of those connections, and refusing one more needs another",
+                limits.max_http_connections, self.max_connections
+            ));
+        }
         let needed = self.max_message_bytes + ENVELOPE_BYTES;
         if self.subscriber_queue_bytes < needed {
             return Err(format!(
@@ -288,6 +307,10 @@ impl Config {
                 ping_timeout: self.ping_timeout,
             }),
             request_timeout: self.request_timeout,
+            max_http_connections: self.max_http_connections.unwrap_or(
+                self.max_connections
+                    .saturating_add(HTTP_CONNECTIONS_BEYOND_WEBSOCKETS),
+            ),
         }
     }
 }

@@ -12,7 +12,8 @@
 //!   limits, panic containment), Prometheus metrics, the OpenAPI and AsyncAPI documents with
 //!   Swagger UI, the live console at `/`, and the JSON form of every error.
 //! - [`config`]: flags and environment.
-//! - [`server`]: the accept loop and graceful shutdown, used by `main` and by tests.
+//! - [`server`]: the accept loop with its bound on TCP connections, the idle timeout of every
+//!   HTTP connection, and graceful shutdown; used by `main` and by tests.
 
 pub mod broker;
 pub mod config;

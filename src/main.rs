@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
     // A panic anywhere (a connection's task, say) is contained by its task; log it like
     // everything else so it shows up in the structured logs.
     std::panic::set_hook(Box::new(|panic| tracing::error!(%panic, "panic")));
-    raise_open_file_limit(config.max_connections);
+    raise_open_file_limit(config.limits().max_http_connections);
 
     let listener = match TcpListener::bind((config.host, config.port)).await {
         Ok(listener) => listener,
@@ -81,7 +81,7 @@ fn init_logging(format: LogFormat) {
 
 /// Each connection is a file descriptor. Raise the soft limit on open files to the hard limit
 /// (as far as the system lets an unprivileged process) and say how many connections fit.
-fn raise_open_file_limit(max_connections: usize) {
+fn raise_open_file_limit(max_http_connections: usize) {
     /// Descriptors kept for the listener, logs and the runtime.
     const RESERVED: u64 = 64;
     let limit = match rlimit::increase_nofile_limit(u64::MAX) {
@@ -94,13 +94,13 @@ fn raise_open_file_limit(max_connections: usize) {
     let capacity = limit.saturating_sub(RESERVED);
     tracing::info!(
         open_file_limit = limit,
-        max_connections,
+        max_http_connections,
         "room for about {capacity} connections"
     );
-    if capacity < max_connections as u64 {
+    if capacity < max_http_connections as u64 {
         tracing::warn!(
-            "--max-connections ({max_connections}) exceeds what the open-file limit ({limit}) \
-             allows; raise the hard limit (ulimit -Hn, or LimitNOFILE= in systemd)"
+            "--max-http-connections ({max_http_connections}) exceeds what the open-file limit \
+             ({limit}) allows; raise the hard limit (ulimit -Hn, or LimitNOFILE= in systemd)"
         );
     }
 }

@@ -446,3 +446,55 @@ async fn a_requested_replay_larger_than_the_queue_is_not_slowness() {
     assert_consecutive(&seqs, 1, "replay then live");
     assert_eq!(*seqs.last().unwrap(), live);
 }
+
+/// A client that stops reading, lets its queue fill part way (far from the slow-consumer
+/// limit), then sends its close: the server owes it nothing but the reply to that close, so it
+/// discards what is queued and gives the reply a few seconds, not for ever. Its place among the
+/// connections is freed although it never reads again.
+#[tokio::test]
+async fn a_stalled_client_that_closes_gives_its_place_back() {
+    const PUBLISHES: u64 = 256; // about 15 MB: far more than the kernel buffers hold
+    // A queue far larger than what is published (no slow-consumer close), and no pings (no
+    // ping timeout): only the client's close can end this connection.
+    let server = TestServer::with_args(&[
+        "--subscriber-queue-bytes",
+        "67108864",
+        "--ping-interval",
+        "0",
+    ])
+    .await;
+    server.create_topic("t").await;
+    let mut stalled = common::RawWs::connect_stalling(server.addr, 4096).await;
+    stalled
+        .send_text(&json!({"action": "subscribe", "topic": "t"}).to_string())
+        .await;
+    assert_eq!(stalled.recv().await["action"], "subscribed");
+
+    let mut publisher = server.ws().await;
+    let pad = "x".repeat(60_000);
+    for n in 1..=PUBLISHES {
+        publisher.publish("t", json!({"n": n, "pad": pad})).await;
+    }
+    let stats = server.stats().await;
+    let delivered = stats["messages_delivered"].as_u64().expect("delivered");
+    assert!(
+        delivered < PUBLISHES,
+        "the stalled client's writer is stuck with messages queued: {stats}"
+    );
+    assert_eq!(stats["slow_consumers_disconnected"], 0, "{stats}");
+
+    stalled.send_close(1000).await;
+    let closed = Instant::now();
+    let stats = server
+        .wait_for_stats("the stalled client's place freed", |s| {
+            s["connections"] == 1
+        })
+        .await;
+    eprintln!(
+        "place freed {:?} after the client's close ({delivered} of {PUBLISHES} delivered)",
+        closed.elapsed()
+    );
+    assert_eq!(stats["topics"]["t"]["subscribers"], 0, "{stats}");
+    // The server and the publisher carry on.
+    publisher.publish("t", json!("after")).await;
+}

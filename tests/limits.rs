@@ -4,9 +4,12 @@
 
 mod common;
 
-use common::{HttpResponse, TestServer, UPGRADE_HEADERS};
+use common::h2::{H2c, Reading};
+use common::{HttpResponse, TestServer, UPGRADE_HEADERS, read_response, read_until_closed};
 use pubsub::config::Config;
 use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 use clap::Parser;
 
@@ -135,6 +138,87 @@ async fn max_connections_admits_n_then_refuses_the_upgrade_with_503_json() {
         .await
         .assert_error(503, "too_many_connections");
     assert_eq!(errors(&server.stats().await, "too_many_connections"), 3);
+}
+
+// --max-http-connections
+
+/// Connects over HTTP/1.1 and sends `GET path` (ignoring a refusal: the server may already have
+/// closed the connection).
+async fn http1_get(addr: std::net::SocketAddr, path: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let _ = stream.write_all(request.as_bytes()).await;
+    stream
+}
+
+/// TCP connections of every kind count: HTTP/2, WebSocket, HTTP/1.1. Over the limit a
+/// connection is closed at once, unanswered (well before the 30 s request timeout), and
+/// counted; the ones that got in are served as before, and a place that is freed is taken again.
+#[tokio::test]
+async fn max_http_connections_closes_connections_over_it_at_once_and_counts_them() {
+    let server =
+        TestServer::with_args(&["--max-http-connections", "3", "--max-connections", "2"]).await;
+    let addr = server.addr;
+    let mut h2 = H2c::connect(addr).await;
+    assert_eq!(h2.get_json(1, "/health").await["status"], "healthy");
+    let mut ws = server.ws().await;
+    let mut h1 = http1_get(addr, "/health").await;
+    assert_eq!(read_response(&mut h1).await.status, 200);
+
+    for _ in 0..2 {
+        let mut over = http1_get(addr, "/health").await;
+        let got = read_until_closed(&mut over).await;
+        assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    }
+    let mut over = H2c::connect(addr).await;
+    let frames = over.frames_until_closed(Reading::Answering).await;
+    assert!(frames.is_empty(), "{frames:?}");
+
+    let stats = h2.get_json(3, "/stats").await;
+    assert_eq!(stats["http_connections"], 3, "{stats}");
+    assert_eq!(stats["http_connections_refused"], 3, "{stats}");
+    assert_eq!(stats["connections"], 1, "{stats}");
+    assert_eq!(
+        ws.request(json!({"action": "ping"})).await,
+        json!({"action": "pong"})
+    );
+    let again = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    h1.write_all(again.as_bytes()).await.expect("send");
+    assert_eq!(read_response(&mut h1).await.status, 200);
+
+    drop(ws);
+    let mut stream = 5;
+    while h2.get_json(stream, "/stats").await["http_connections"] != 2 {
+        assert!(stream < 2001, "the WebSocket's place was not freed");
+        stream += 2;
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(server.get("/health").await.status, 200);
+    let stats = h2.get_json(stream + 2, "/stats").await;
+    assert_eq!(stats["http_connections_refused"], 3, "{stats}");
+}
+
+#[test]
+fn max_http_connections_defaults_to_max_connections_plus_1024_and_must_exceed_it() {
+    let max = |args: &[&str]| config(args).map(|c| c.limits().max_http_connections);
+    assert_eq!(max(&[]), Ok(10_000 + 1024));
+    assert_eq!(max(&["--max-connections", "10"]), Ok(1034));
+    let args = ["--max-connections", "10", "--max-http-connections", "11"];
+    assert_eq!(max(&args), Ok(11));
+    // Every WebSocket is one of these connections: at most --max-connections would leave no
+    // room to refuse one more with the JSON 503, or to serve REST at all.
+    let too_few: [&[&str]; 2] = [
+        &["--max-connections", "10", "--max-http-connections", "10"],
+        &["--max-http-connections", "500"],
+    ];
+    for args in too_few {
+        let e = max(args).expect_err("not above --max-connections");
+        assert!(
+            e.contains("--max-http-connections") && e.contains("--max-connections"),
+            "{e}"
+        );
+    }
+    assert!(max(&["--max-http-connections", "0"]).is_err());
 }
 
 // --max-subscriptions-per-connection

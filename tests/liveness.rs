@@ -1,5 +1,6 @@
 //! Liveness over real sockets: WebSocket pings, clients closed for not answering them (and their
-//! subscriptions freed), and HTTP requests that stall in their headers or their body.
+//! subscriptions freed), HTTP requests that stall in their headers or their body, and idle
+//! HTTP/1 and HTTP/2 connections.
 //!
 //! Intervals are short here so the tests are quick, but every wait for something to happen is
 //! bounded generously ([`common::WAIT`]) and nothing asserts that anything happened quickly.
@@ -8,10 +9,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{RawWs, TestServer, WAIT, close_payload, opcode};
+use common::h2::{self, H2c, Reading};
+use common::{RawWs, TestServer, close_payload, opcode, read_response, read_until_closed};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -182,24 +184,6 @@ async fn ping_interval_zero_sends_no_pings_and_closes_no_one() {
 
 const FAST_TIMEOUT: [&str; 2] = ["--request-timeout", "0.5"];
 
-/// Reads until the server ends the connection (EOF or reset); returns what arrived. Fails if it
-/// is still open after the wait.
-async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
-    let mut got = Vec::new();
-    tokio::time::timeout(WAIT, async {
-        let mut chunk = [0u8; 4096];
-        loop {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => got.extend_from_slice(&chunk[..n]),
-            }
-        }
-    })
-    .await
-    .expect("the server ends a stalled connection within the wait");
-    got
-}
-
 #[tokio::test]
 async fn stalled_request_headers_are_dropped() {
     let server = TestServer::with_args(&FAST_TIMEOUT).await;
@@ -275,33 +259,6 @@ async fn a_websocket_outlives_the_request_timeout() {
     assert_eq!(server.stats().await["connections"], 1);
 }
 
-/// Reads one response with a Content-Length body (the connection may stay open).
-async fn read_response(stream: &mut TcpStream) -> common::HttpResponse {
-    let mut raw = Vec::new();
-    tokio::time::timeout(WAIT, async {
-        let mut chunk = [0u8; 4096];
-        loop {
-            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .expect("a Content-Length");
-                if raw.len() >= end + 4 + length {
-                    return;
-                }
-            }
-            let n = stream.read(&mut chunk).await.expect("read response");
-            assert!(n > 0, "connection closed before a full response: {raw:?}");
-            raw.extend_from_slice(&chunk[..n]);
-        }
-    })
-    .await
-    .expect("a response within the wait");
-    common::parse_response(&raw)
-}
-
 #[tokio::test]
 async fn a_stalled_body_is_answered_408_request_timeout() {
     let server = TestServer::with_args(&FAST_TIMEOUT).await;
@@ -337,4 +294,74 @@ async fn a_stalled_body_is_answered_408_request_timeout() {
         .post_json("/topics/t/messages", &json!({"message": "whole"}))
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
+}
+
+// HTTP/2 connections are held to the same request timeout.
+
+/// HTTP/2 clients that ask nothing, asked once and went quiet, or stopped in the middle of their
+/// request headers are closed after the request timeout: a GOAWAY, then the end of the
+/// connection. One that does not even answer the goodbye is dropped too.
+#[tokio::test]
+async fn idle_http2_connections_are_closed() {
+    let server = TestServer::with_args(&FAST_TIMEOUT).await;
+    let addr = server.addr;
+    let started = tokio::time::Instant::now();
+    let mut asked_once = H2c::connect(addr).await;
+    assert_eq!(asked_once.get_json(1, "/health").await["status"], "healthy");
+    let mut stalled = H2c::connect(addr).await;
+    let block = stalled.get_block("/health");
+    // A header block that never ends: no END_HEADERS, and no CONTINUATION follows.
+    stalled
+        .send_frame(h2::HEADERS, h2::END_STREAM, 1, &block[..4])
+        .await;
+    let mut silent = H2c::connect(addr).await;
+    let mut clients = vec![asked_once, stalled];
+    for _ in 0..5 {
+        clients.push(H2c::connect(addr).await);
+    }
+
+    for client in &mut clients {
+        let frames = client.frames_until_closed(Reading::Answering).await;
+        assert!(
+            frames.iter().any(|f| f.kind == h2::GOAWAY),
+            "a GOAWAY before the end: {frames:?}"
+        );
+    }
+    let answering = started.elapsed();
+    silent.frames_until_closed(Reading::Silent).await;
+    eprintln!(
+        "with a {FAST_TIMEOUT:?} request timeout: all answering clients closed within \
+         {answering:?}, the silent one within {:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.get("/health").await.status, 200);
+}
+
+/// A connection that keeps asking is never idle: back-to-back requests over twice the request
+/// timeout are all answered on the one connection.
+#[tokio::test]
+async fn a_busy_http2_connection_outlives_the_request_timeout() {
+    let server = TestServer::with_args(&["--request-timeout", "1"]).await;
+    let mut c = H2c::connect(server.addr).await;
+    let until = tokio::time::Instant::now() + Duration::from_millis(2500);
+    let mut stream = 1;
+    while tokio::time::Instant::now() < until {
+        assert_eq!(c.get_json(stream, "/health").await["status"], "healthy");
+        stream += 2;
+    }
+    eprintln!("{} requests on one connection", stream / 2);
+}
+
+/// An HTTP/2 connection is pinged like a WebSocket, and dropped when the peer stops answering:
+/// long before the (default, 30 s) request timeout.
+#[tokio::test]
+async fn an_http2_peer_that_stops_answering_pings_is_dropped() {
+    let server = TestServer::with_args(&FAST_PINGS).await;
+    let mut c = H2c::connect(server.addr).await;
+    assert_eq!(c.get_json(1, "/health").await["status"], "healthy");
+    let frames = c.frames_until_closed(Reading::Silent).await;
+    assert!(
+        frames.iter().any(|f| f.kind == h2::PING),
+        "pinged before being dropped: {frames:?}"
+    );
 }

@@ -86,6 +86,10 @@ async fn metrics_follow_real_traffic() {
     assert_eq!(m["pubsub_messages_dropped_total"], 0.0);
     assert_eq!(m["pubsub_slow_consumers_disconnected_total"], 0.0);
     assert_eq!(m["pubsub_dead_connections_closed_total"], 0.0);
+    // The WebSockets and this scrape's own connection at least (the connections of earlier
+    // requests may still be closing).
+    assert!(m["pubsub_http_connections"] >= 4.0, "{m:?}");
+    assert_eq!(m["pubsub_http_connections_refused_total"], 0.0);
     assert_eq!(m[r#"pubsub_errors_total{code="topic_not_found"}"#], 2.0);
     assert_eq!(m[r#"pubsub_errors_total{code="bad_request"}"#], 0.0);
     assert_eq!(m["pubsub_publish_latency_seconds_count"], 3.0);

@@ -217,6 +217,7 @@ async fn help_documents_every_flag_its_environment_variable_and_rust_log() {
         "max-request-id-bytes",
         "max-json-depth",
         "max-connections",
+        "max-http-connections",
         "max-subscriptions-per-connection",
         "max-topics",
         "publish-rate",

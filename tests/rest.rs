@@ -1188,6 +1188,8 @@ async fn stats_of_a_fresh_server_has_every_field() {
         BTreeSet::from([
             "topics",
             "connections",
+            "http_connections",
+            "http_connections_refused",
             "subscriptions",
             "node_id",
             "engine",
@@ -1213,6 +1215,7 @@ async fn stats_of_a_fresh_server_has_every_field() {
     );
     for counter in [
         "connections",
+        "http_connections_refused",
         "subscriptions",
         "messages_published",
         "messages_delivered",
@@ -1222,6 +1225,10 @@ async fn stats_of_a_fresh_server_has_every_field() {
     ] {
         assert_eq!(stats[counter], 0, "{counter}");
     }
+    assert_eq!(
+        stats["http_connections"], 1,
+        "this request's own connection"
+    );
     let errors = stats["errors"].as_object().expect("errors is an object");
     assert_eq!(errors.len(), ErrorCode::ALL.len());
     for code in ErrorCode::ALL {
@@ -1444,4 +1451,36 @@ async fn ws_handshake_needs_version_13_and_a_key() {
         head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
         "{head}"
     );
+}
+
+/// RFC 6455 4.2.1: the key must be base64 of 16 bytes; anything else is a malformed handshake,
+/// answered with the JSON 400 and no switch of protocols.
+#[tokio::test]
+async fn ws_handshake_refuses_a_key_that_is_not_base64_of_16_bytes() {
+    let server = TestServer::start().await;
+    let bad_keys = [
+        "",
+        "not a key",
+        "dGhlIHNhbXBsZSBub25jZQ",       // 16 bytes, padding missing
+        "dGhlIHNhbXBsZSBub25jZQ===",    // one '=' too many
+        "AAAAAAAAAAAAAAAAAAAA",         // 15 bytes
+        "AAAAAAAAAAAAAAAAAAAAAAA=",     // 17 bytes
+        "dGhlIHNhbXBsZSBub25jZ!==",     // not a base64 digit
+        "dGhlIHNhbXBsZSBub25jZQ==dGhl", // more after the padding
+    ];
+    for key in bad_keys {
+        let mut headers = common::UPGRADE_HEADERS.to_vec();
+        headers.retain(|(name, _)| *name != "Sec-WebSocket-Key");
+        headers.push(("Sec-WebSocket-Key", key));
+        let r = server.request("GET", "/ws", &headers, b"").await;
+        r.assert_error(400, "bad_request");
+        assert!(
+            r.text().contains("Sec-WebSocket-Key"),
+            "{key:?}: {}",
+            r.text()
+        );
+    }
+    assert_eq!(server.stats().await["connections"], 0);
+    // Every key a client library makes is base64 of 16 random bytes: accepted.
+    server.ws().await;
 }

@@ -3,12 +3,17 @@
 
 mod common;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
-use common::TestServer;
-use futures_util::SinkExt;
+use common::{TestServer, WAIT, WsClient};
+use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 #[tokio::test]
 async fn ping_is_answered_with_pong_echoing_request_id() {
@@ -278,4 +283,95 @@ async fn invalid_utf8_in_a_text_frame_closes_with_1007() {
     assert!(n >= 4, "a close frame arrives");
     assert_eq!(buf[0], 0x88, "close opcode");
     assert_eq!(u16::from_be_bytes([buf[2], buf[3]]), 1007);
+}
+
+/// Publishes to `t` in pipelined bursts until `flowing` is cleared; returns how many.
+async fn keep_publishing(addr: SocketAddr, flowing: Arc<AtomicBool>) -> u64 {
+    const BURST: u64 = 32;
+    let mut publisher = WsClient::connect(addr).await;
+    let frame = json!({"action": "publish", "topic": "t", "message": {"pad": "x".repeat(1000)}})
+        .to_string();
+    let mut published = 0;
+    while flowing.load(Relaxed) {
+        for _ in 0..BURST {
+            publisher
+                .ws
+                .feed(Message::text(frame.as_str()))
+                .await
+                .expect("send");
+        }
+        publisher.ws.flush().await.expect("flush");
+        for _ in 0..BURST {
+            assert_eq!(publisher.recv().await["action"], "published");
+        }
+        published += BURST;
+    }
+    published
+}
+
+/// Subscribes to `t`, waits for a live message, closes, and reads until the connection ends.
+/// Ok once the server's answer to the close came back; otherwise how the connection ended.
+async fn close_under_traffic(addr: SocketAddr) -> Result<(), String> {
+    let mut c = WsClient::connect(addr).await;
+    c.subscribe("t").await;
+    while c.recv().await["action"] != "message" {}
+    let bye = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    };
+    c.ws.close(Some(bye))
+        .await
+        .map_err(|e| format!("close: {e}"))?;
+    // Messages already on their way may come first, then the answer.
+    let answer = tokio::time::timeout(WAIT, async {
+        loop {
+            match c.ws.next().await {
+                Some(Ok(Message::Close(answer))) => return Ok(answer),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(format!("ended with {e}")),
+                None => return Err("ended without a close frame".to_owned()),
+            }
+        }
+    })
+    .await
+    .map_err(|_| "no close frame within the wait".to_owned())??;
+    match answer {
+        Some(frame) if frame.code == CloseCode::Normal => Ok(()),
+        other => Err(format!("answered with {other:?}")),
+    }
+}
+
+/// A client's close is answered with the server's close frame even while messages are being
+/// written to it: tungstenite refuses data after a close, and the answer must still go out.
+#[tokio::test]
+async fn every_client_close_is_answered_while_messages_flow() {
+    const CLOSES: usize = 80;
+    const AT_ONCE: usize = 4;
+    let server = TestServer::start().await;
+    server.create_topic("t").await;
+    let flowing = Arc::new(AtomicBool::new(true));
+    let publisher = tokio::spawn(keep_publishing(server.addr, flowing.clone()));
+    // How each unanswered close ended, and how often.
+    let mut unanswered = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..CLOSES / AT_ONCE {
+        let closes: Vec<_> = (0..AT_ONCE)
+            .map(|_| tokio::spawn(close_under_traffic(server.addr)))
+            .collect();
+        for close in closes {
+            if let Err(ended) = close.await.expect("closing client") {
+                *unanswered.entry(ended).or_default() += 1;
+            }
+        }
+    }
+    flowing.store(false, Relaxed);
+    let published = publisher.await.expect("publisher");
+    let failed: usize = unanswered.values().sum();
+    eprintln!("{failed} of {CLOSES} closes unanswered while {published} messages were published");
+    assert_eq!(
+        failed, 0,
+        "closes unanswered, by how they ended: {unanswered:?}"
+    );
+    server
+        .wait_for_stats("every closed connection gone", |s| s["connections"] == 0)
+        .await;
 }

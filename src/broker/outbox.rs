@@ -37,7 +37,8 @@ pub struct Close {
     pub reason: &'static str,
     /// Throw away what is still queued instead of writing it first.
     pub discard: bool,
-    /// How long the writer may take to deliver the close frame before dropping the socket.
+    /// How long the writer may take, from the moment the close starts, to write what is left
+    /// (and the close frame) before it drops the socket.
     pub linger: Duration,
 }
 
@@ -68,6 +69,16 @@ impl Close {
         discard: false,
         linger: Close::LINGER,
     };
+    /// The client sent its close. It said it is done, so what is queued is dropped; the server
+    /// owes it only the WebSocket library's answer to its close frame. That answer waits behind
+    /// at most the socket's own buffers, so a client that reads gets it at once, and one that
+    /// stopped reading gets a few seconds, not the full linger.
+    pub const CLIENT_CLOSED: Close = Close {
+        code: close::NORMAL,
+        reason: "client closed",
+        discard: true,
+        linger: Duration::from_secs(5),
+    };
     /// The connection's task failed (it panicked): what was queued is dropped, and the client
     /// is told the server was at fault.
     pub const INTERNAL_ERROR: Close = Close {
@@ -85,6 +96,12 @@ impl Close {
     };
     /// How long a client that is still reading gets to take its close frame.
     pub const LINGER: Duration = Duration::from_secs(30);
+
+    /// Whether the server writes a close frame of its own: not when the client closed first
+    /// (its close is answered for it), nor when the socket is lost.
+    pub fn sends_frame(&self) -> bool {
+        *self != Close::CLIENT_CLOSED && *self != Close::LOST
+    }
 }
 
 /// One frame waiting to be written.
@@ -256,26 +273,25 @@ impl Outbox {
         }
     }
 
-    /// How the connection is closing, once it is.
-    pub fn close_state(&self) -> Option<Close> {
-        lock(&self.state).close
-    }
-
-    /// Resolves once the connection is closing.
-    pub async fn closing(&self) {
-        self.wait_closing(|_| true).await;
+    /// Resolves once the connection is closing, with how.
+    pub async fn closing(&self) -> Close {
+        self.wait_closing(|_| true).await
     }
 
     /// Resolves once the connection is closing in a way that discards what is queued: a write
     /// in progress may be abandoned.
-    pub async fn aborting(&self) {
-        self.wait_closing(|close| close.discard).await;
+    pub async fn aborting(&self) -> Close {
+        self.wait_closing(|close| close.discard).await
     }
 
-    async fn wait_closing(&self, accept: impl Fn(&Close) -> bool) {
+    async fn wait_closing(&self, accept: impl Fn(&Close) -> bool) -> Close {
         let mut rx = self.closing.subscribe();
-        // The sender lives as long as `self`, so this returns only once a close is set.
-        let _ = rx.wait_for(|c| c.as_ref().is_some_and(&accept)).await;
+        // The sender lives as long as `self`, so this returns only once a close is set; should
+        // it ever fail, the connection is as good as lost.
+        match rx.wait_for(|c| c.as_ref().is_some_and(&accept)).await {
+            Ok(close) => close.unwrap_or(Close::LOST),
+            Err(_) => Close::LOST,
+        }
     }
 
     /// Resolves once the queue is within its limit (or the connection is closing): the reader

@@ -83,18 +83,54 @@ pub fn method_not_allowed(allow: &'static str) -> Response {
 }
 
 /// Turns whatever warp rejected into the JSON error body. Handlers answer their own errors, so
-/// what reaches here is a path no route matched, or something unexpected.
+/// what reaches here is a path no route matched, or something unexpected. Every message is a
+/// sentence written for clients: a rejection's own text names server internals, so it goes to
+/// the log only.
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let error = if rejection.is_not_found() {
         ApiError::new(ErrorCode::NotFound, "no route for this path")
     } else if rejection.find::<reject::MethodNotAllowed>().is_some() {
-        ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed")
+        ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            "this path does not allow this method",
+        )
     } else {
         tracing::error!(?rejection, "unhandled rejection");
         ApiError::new(
             ErrorCode::Internal,
-            format!("unhandled rejection: {rejection:?}"),
+            "the server could not handle this request; the failure is logged",
         )
     };
     Ok(error.into_response())
+}
+
+/// A request header that makes the app reject the request in a way no route handles, when
+/// built with the `fault-injection` feature (a test shows the client still gets a deliberate
+/// JSON error).
+#[cfg(feature = "fault-injection")]
+pub const FAULT_REJECT: &str = "x-fault-injection-reject";
+
+/// Rejects requests carrying [`FAULT_REJECT`]; lets every other through.
+#[cfg(feature = "fault-injection")]
+pub fn fault_injection() -> impl warp::Filter<Extract = (), Error = Rejection> + Clone {
+    use warp::Filter;
+
+    #[derive(Debug)]
+    struct Injected;
+    impl reject::Reject for Injected {}
+
+    warp::header::headers_cloned()
+        .and_then(|headers: warp::http::HeaderMap| async move {
+            match headers.contains_key(FAULT_REJECT) {
+                true => Err(reject::custom(Injected)),
+                false => Ok(()),
+            }
+        })
+        .untuple_one()
+}
+
+/// Without the `fault-injection` feature: lets every request through.
+#[cfg(not(feature = "fault-injection"))]
+pub fn fault_injection() -> impl warp::Filter<Extract = (), Error = Infallible> + Clone {
+    warp::any()
 }

@@ -16,13 +16,14 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
 use warp::{Filter, filters::BoxedFilter};
 
+use super::connections::Connections;
 use super::error::{ApiError, method_not_allowed};
 use crate::broker::{Broker, LATENCY_BOUNDS_NANOS};
 use crate::protocol::ErrorCode;
 
-pub fn routes(broker: Broker) -> BoxedFilter<(Response,)> {
+pub fn routes(broker: Broker, connections: Arc<Connections>) -> BoxedFilter<(Response,)> {
     let mut registry = Registry::with_prefix("pubsub");
-    registry.register_collector(Box::new(BrokerCollector(broker)));
+    registry.register_collector(Box::new(BrokerCollector(broker, connections)));
     let registry = Arc::new(registry);
     warp::path!("metrics")
         .and(
@@ -60,8 +61,8 @@ pub fn metrics(registry: &Registry) -> Response {
     response
 }
 
-/// Reads the broker at every scrape.
-struct BrokerCollector(Broker);
+/// Reads the broker, and the server's count of TCP connections, at every scrape.
+struct BrokerCollector(Broker, Arc<Connections>);
 
 impl std::fmt::Debug for BrokerCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,6 +95,11 @@ impl Collector for BrokerCollector {
                 "subscriptions",
                 "Subscriptions of this node's connections.",
                 stats.subscriptions,
+            ),
+            (
+                "http_connections",
+                "Open TCP connections of every kind: WebSocket, HTTP/1 and HTTP/2.",
+                self.1.open(),
             ),
         ];
         if let Some(topics) = stats.topics {
@@ -128,6 +134,11 @@ impl Collector for BrokerCollector {
                 "dead_connections_closed",
                 "Connections closed for not answering pings.",
                 c.dead_connections_closed,
+            ),
+            (
+                "http_connections_refused",
+                "Connections closed on arrival because --max-http-connections were open.",
+                self.1.refused(),
             ),
         ];
         for (name, help, value) in counters {

@@ -5,6 +5,7 @@
 //! no path matched.
 
 mod body;
+mod connections;
 mod console;
 pub mod docs;
 mod error;
@@ -18,6 +19,7 @@ mod writer;
 mod ws;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use warp::reply::Response;
@@ -26,6 +28,7 @@ use warp::{Filter, Reply};
 use crate::broker::Broker;
 use crate::protocol::ErrorCode;
 
+pub use connections::{Connections, Counted, Place};
 pub use error::ApiError;
 
 /// What the HTTP layer enforces on clients: sizes, rates and timeouts.
@@ -43,8 +46,11 @@ pub struct Limits {
     pub publish_rate: Option<PublishRate>,
     /// Pinging WebSocket clients to find dead ones; off when `None`.
     pub liveness: Option<Liveness>,
-    /// How long a client may take to send a request's headers, and then its body.
+    /// How long a client may take to send a request's headers, and then its body; and how long
+    /// an HTTP connection may go without a request before it is closed.
     pub request_timeout: Duration,
+    /// The most TCP connections open at once, of every kind.
+    pub max_http_connections: usize,
 }
 
 /// A token bucket: `burst` publishes at once, refilled at `per_second`.
@@ -62,11 +68,13 @@ pub struct Liveness {
     pub ping_timeout: Duration,
 }
 
-/// What every handler gets: the broker handle and the limits. Cheap to clone.
+/// What every handler gets: the broker handle, the limits and the count of TCP connections.
+/// Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub broker: Broker,
     pub limits: Limits,
+    pub connections: Arc<Connections>,
 }
 
 /// Injects the state into a route.
@@ -75,26 +83,31 @@ fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Inf
 }
 
 /// The whole route tree around `broker`: REST, WebSocket, the API documents with Swagger UI, and
-/// the console at `/`.
+/// the console at `/`. `connections` is what the server counts of its TCP connections, for
+/// `/stats` and `/metrics`.
 pub fn app(
     broker: Broker,
     limits: Limits,
+    connections: Arc<Connections>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let state = AppState {
         broker: broker.clone(),
         limits,
+        connections,
     };
-    topics::routes(state.clone())
+    let routes = topics::routes(state.clone())
         .or(ops::routes(state.clone()))
         .unify()
-        .or(metrics::routes(broker.clone()))
+        .or(metrics::routes(broker.clone(), state.connections.clone()))
         .unify()
         .or(ws::routes(state))
         .unify()
         .or(docs::routes())
         .unify()
         .or(console::routes())
-        .unify()
+        .unify();
+    error::fault_injection()
+        .and(routes)
         .recover(error::recover)
         .unify()
         .map(move |response: Response| {

@@ -89,6 +89,8 @@ pub async fn stats(state: AppState) -> Response {
             })
             .collect(),
         connections: stats.connections,
+        http_connections: state.connections.open(),
+        http_connections_refused: state.connections.refused(),
         subscriptions: stats.subscriptions,
         node_id: stats.node_id,
         engine: state.broker.engine_name().to_owned(),

@@ -30,7 +30,8 @@ pub struct Handshake {
 }
 
 /// Extracts a valid WebSocket upgrade request, or why it is refused: `upgrade_required` when the
-/// request is not a WebSocket upgrade of version 13, `bad_request` when it is one without a key.
+/// request is not a WebSocket upgrade of version 13, `bad_request` when it is one without a
+/// valid key.
 /// Answer a refusal with [`refuse`].
 pub fn handshake()
 -> impl Filter<Extract = (Result<Handshake, ApiError>,), Error = Infallible> + Clone {
@@ -55,6 +56,12 @@ fn check(headers: &HeaderMap, on_upgrade: Option<OnUpgrade>) -> Result<Handshake
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
         return Err(ApiError::bad_request("missing Sec-WebSocket-Key header"));
     };
+    if !is_key(key.as_bytes()) {
+        return Err(ApiError::bad_request(
+            "Sec-WebSocket-Key must be the base64 encoding of 16 bytes \
+             (24 characters ending in '==')",
+        ));
+    }
     let Some(on_upgrade) = on_upgrade else {
         return Err(upgrade_required("this connection cannot be upgraded"));
     };
@@ -62,6 +69,16 @@ fn check(headers: &HeaderMap, on_upgrade: Option<OnUpgrade>) -> Result<Handshake
         accept_key: derive_accept_key(key.as_bytes()),
         on_upgrade,
     })
+}
+
+/// Whether `key` is base64 of 16 bytes (RFC 6455 4.2.1): 22 base64 digits, then "==". The
+/// unused low bits of the last digit are not checked: only the key's form matters, not its value.
+fn is_key(key: &[u8]) -> bool {
+    let is_digit = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
+    match key.split_last_chunk::<2>() {
+        Some((digits, b"==")) => digits.len() == 22 && digits.iter().all(is_digit),
+        _ => false,
+    }
 }
 
 /// Whether a comma-separated header holds `token` (case-insensitive).

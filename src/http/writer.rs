@@ -6,48 +6,72 @@ use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
 
 use super::upgrade::Socket;
 use crate::broker::{Close, OutFrame, Outbox};
 
-/// Writes batches until the outbox closes, then the close frame. A slow-consumer close
-/// abandons a write the client is not reading; whatever happens, a close completes within its
-/// `linger` and then the socket is dropped.
-pub async fn write(mut sink: SplitSink<Socket, Message>, outbox: Arc<Outbox>) {
+/// Writes batches until the outbox closes, then closes the socket. From the moment the
+/// connection starts closing, everything left to write (queued frames, the close frame, the
+/// answer to a client's close) gets the close's `linger` and no more; then the socket is
+/// dropped, so a client that stopped reading cannot hold its place for ever.
+pub async fn write(sink: SplitSink<Socket, Message>, outbox: Arc<Outbox>) {
+    let overdue = async {
+        let close = outbox.closing().await;
+        tokio::time::sleep(close.linger).await;
+    };
+    tokio::select! {
+        () = write_then_close(sink, &outbox) => {}
+        () = overdue => tracing::debug!("close not delivered within its linger; socket dropped"),
+    }
+}
+
+async fn write_then_close(mut sink: SplitSink<Socket, Message>, outbox: &Outbox) {
+    let close = drain(&mut sink, outbox).await;
+    if close.sends_frame() {
+        let frame = CloseFrame {
+            code: close.code.into(),
+            reason: Utf8Bytes::from_static(close.reason),
+        };
+        // Refused if the client's close came first; flushing below then sends the answer.
+        let _ = sink.send(Message::Close(Some(frame))).await;
+    }
+    if close != Close::LOST {
+        // Flushes what is buffered, and the answer to a client's close if one is waiting.
+        let _ = sink.close().await;
+    }
+}
+
+/// Writes what the outbox holds, batch after batch, until it closes; returns how to close. A
+/// close that discards the queue abandons the write in progress.
+async fn drain(sink: &mut SplitSink<Socket, Message>, outbox: &Outbox) -> Close {
     let mut batch: Vec<OutFrame> = Vec::new();
     // Made once: a busy connection should not subscribe to the close watch for every batch.
     let aborting = outbox.aborting();
     tokio::pin!(aborting);
-    let close = loop {
+    loop {
         batch.clear();
         if let Err(close) = outbox.next_batch(&mut batch).await {
-            break close;
+            return close;
         }
         let written = tokio::select! {
-            result = write_batch(&mut sink, &mut batch) => result,
+            result = write_batch(sink, &mut batch) => result,
             _ = &mut aborting => continue,
         };
-        if written.is_err() {
-            outbox.close(Close::LOST);
-            return;
-        }
-        outbox.written(&batch);
-    };
-    if close == Close::LOST {
-        return;
+        let close = match written {
+            Ok(()) => {
+                outbox.written(&batch);
+                continue;
+            }
+            // The reader took the client's close while this batch was going out: tungstenite
+            // refuses data from then on and holds its answer for the next flush.
+            Err(WsError::Protocol(ProtocolError::SendAfterClosing)) => Close::CLIENT_CLOSED,
+            Err(_) => Close::LOST,
+        };
+        outbox.close(close);
+        return close;
     }
-    let _ = tokio::time::timeout(close.linger, async {
-        if close != Close::NORMAL {
-            let frame = CloseFrame {
-                code: close.code.into(),
-                reason: Utf8Bytes::from_static(close.reason),
-            };
-            let _ = sink.send(Message::Close(Some(frame))).await;
-        }
-        let _ = sink.close().await;
-    })
-    .await;
 }
 
 /// Feeds every frame of the batch (shared bytes, no copy: each is moved out, its length stays

@@ -107,8 +107,8 @@ async fn serve(socket: Socket, client: Client, limits: Limits) {
     if writer.await.is_err() {
         tracing::error!(client = id, "connection writer panicked");
     }
-    // Only now, with the close frame written, does the connection stop counting as open (a
-    // shutdown waits for that count to reach zero).
+    // Only now, with the close frame written (or given up on after its linger), does the
+    // connection stop counting as open (a shutdown waits for that count to reach zero).
     drop(session);
     // Read (and ignore) what the client still sends until it answers our close: dropping a
     // socket with unread input makes TCP reset it, and the client could lose our close frame.
@@ -159,10 +159,7 @@ impl Session {
             let next = tokio::select! {
                 biased;
                 next = next => next,
-                _ = &mut closing => match outbox.close_state() {
-                    Some(close) => break (close.reason, Some(close)),
-                    None => break ("", None),
-                },
+                close = &mut closing => break (close.reason, Some(close)),
                 _ = &mut tick, if pinger.is_some() => {
                     if let Some(p) = &mut pinger {
                         if !p.tick(&outbox) {
@@ -185,7 +182,10 @@ impl Session {
                     ErrorCode::BadRequest,
                     "binary frames are not supported: send JSON text frames",
                 ),
-                Some(Ok(Message::Close(_))) | None => break ("client closed", None),
+                Some(Ok(Message::Close(_))) | None => {
+                    outbox.close(Close::CLIENT_CLOSED);
+                    break (Close::CLIENT_CLOSED.reason, None);
+                }
                 Some(Ok(_)) => {} // ping and pong: tungstenite answers pings itself
                 Some(Err(e)) => {
                     let close = close_for(&e);
@@ -196,10 +196,10 @@ impl Session {
         };
         // Free the subscriptions now; the writer may still need time to deliver the close frame.
         self.client.unsubscribe_all();
+        // Every way out of the loop has set a close already; this guards the writer against
+        // waiting for ever should a new one not.
         outbox.close(Close::NORMAL);
-        let linger = server_closed
-            .filter(|c| *c != Close::LOST)
-            .map(|c| c.linger);
+        let linger = server_closed.filter(Close::sends_frame).map(|c| c.linger);
         (reason, linger)
     }
 

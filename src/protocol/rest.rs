@@ -156,6 +156,11 @@ pub struct Stats {
     pub topics: BTreeMap<String, TopicStats>,
     /// Open WebSocket connections on this node.
     pub connections: u64,
+    /// Open TCP connections of every kind: WebSocket, HTTP/1 and HTTP/2 (this request's own
+    /// included).
+    pub http_connections: u64,
+    /// Connections closed on arrival because `--max-http-connections` were open, since start.
+    pub http_connections_refused: u64,
     /// Subscriptions across all topics, connections and live nodes.
     pub subscriptions: u64,
     /// This node's id (see `nodes`).

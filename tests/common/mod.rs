@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod child;
+pub mod h2;
 pub mod redis;
 pub mod reference;
 pub mod tools;
@@ -294,6 +295,51 @@ pub async fn http_request(
     parse_response(&response)
 }
 
+/// Reads until the server ends the connection (EOF or reset); returns what arrived. Fails if it
+/// is still open after the wait.
+pub async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the server ends a stalled connection within the wait");
+    got
+}
+
+/// Reads one response with a Content-Length body (the connection may stay open).
+pub async fn read_response(stream: &mut TcpStream) -> HttpResponse {
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .expect("a Content-Length");
+                if raw.len() >= end + 4 + length {
+                    return;
+                }
+            }
+            let n = stream.read(&mut chunk).await.expect("read response");
+            assert!(n > 0, "connection closed before a full response: {raw:?}");
+            raw.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("a response within the wait");
+    parse_response(&raw)
+}
+
 pub fn parse_response(raw: &[u8]) -> HttpResponse {
     let end = raw
         .windows(4)
@@ -462,7 +508,21 @@ pub type RawFrame = (u8, Vec<u8>);
 impl RawWs {
     /// Sends an upgrade request and reads the 101; nothing more.
     pub async fn connect(addr: SocketAddr) -> Self {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        Self::handshake(stream, addr).await
+    }
+
+    /// [`RawWs::connect`] with a receive buffer of about `bytes`, so that once the client stops
+    /// reading, the kernel buffers between it and the server fill after a few frames.
+    pub async fn connect_stalling(addr: SocketAddr, bytes: u32) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        let stream = socket.connect(addr).await.expect("connect");
+        Self::handshake(stream, addr).await
+    }
+
+    /// Upgrades a connected `stream` and reads the 101.
+    pub async fn handshake(mut stream: TcpStream, addr: SocketAddr) -> Self {
         let mut head = format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\n");
         for (name, value) in UPGRADE_HEADERS {
             head.push_str(&format!("{name}: {value}\r\n"));
@@ -496,8 +556,17 @@ impl RawWs {
 
     /// Sends one masked text frame (the mask is all zeros: valid, and the payload stays readable).
     pub async fn send_text(&mut self, text: &str) {
-        let payload = text.as_bytes();
-        let mut frame = vec![0x80 | opcode::TEXT];
+        self.send_frame(opcode::TEXT, text.as_bytes()).await;
+    }
+
+    /// Sends a close frame with `code` and no reason.
+    pub async fn send_close(&mut self, code: u16) {
+        self.send_frame(opcode::CLOSE, &code.to_be_bytes()).await;
+    }
+
+    /// Sends one final, masked frame (all-zero mask) with `opcode` and `payload`.
+    pub async fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
+        let mut frame = vec![0x80 | opcode];
         match payload.len() {
             n if n < 126 => frame.push(0x80 | n as u8),
             n if n <= 0xFFFF => {

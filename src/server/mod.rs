@@ -1,24 +1,26 @@
 //! Serving the app on a listener, and shutting down gracefully: stop accepting, close every
 //! WebSocket with 1001 "going away", let in-flight requests finish, all within a timeout.
 
+mod connection;
+
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::watch;
 
 use crate::broker::{Broker, Close};
-use crate::http::{Limits, app};
+use crate::http::{Connections, Counted, Limits, app};
+use connection::{Activity, Tracked};
 
 /// Serves until `shutdown` resolves, then shuts down gracefully within `grace`.
 ///
-/// The accept loop is ours rather than `warp::serve`'s so that hyper gets a timer: without one,
-/// a client that opens a connection and never finishes its request headers holds it forever.
+/// The accept loop is ours rather than `warp::serve`'s so that every connection, HTTP/1 or
+/// HTTP/2, is bounded: at most `max_http_connections` open, each closed once it has gone the
+/// request timeout without a request, and hyper given a timer for its header timeout.
 pub async fn serve(
     listener: TcpListener,
     broker: Broker,
@@ -26,24 +28,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
-    let service = warp::service(app(broker.clone(), limits));
-    let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.request_timeout);
-    let graceful = GracefulShutdown::new();
+    let connections = Connections::new(limits.max_http_connections);
+    let service = warp::service(app(broker.clone(), limits, connections.clone()));
+    let http = builder(limits);
+    // Tells every HTTP connection that the server is shutting down; closed once all have ended.
+    let (server_closing, _) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    // Frames are batched by the writer already; Nagle's algorithm would only hold
-                    // the last small frame of a batch back (tens of milliseconds with delayed ACKs).
-                    if let Err(e) = stream.set_nodelay(true) {
-                        tracing::debug!("cannot set TCP_NODELAY: {e}");
-                    }
-                    stream
-                }
+                Ok((stream, _)) => stream,
                 Err(e) => {
                     accept_failed(e).await;
                     continue;
@@ -51,42 +45,43 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        let first_request = Arc::new(Notify::new());
-        let service = FirstRequest {
-            inner: TowerToHyperService::new(service.clone()),
-            arrived: first_request.clone(),
+        // Over the limit the socket is closed at once: the client learns now, rather than
+        // after waiting in the listen queue, and the server spends nothing more on it.
+        let Some(place) = connections.admit() else {
+            tracing::debug!("--max-http-connections reached; connection closed");
+            continue;
         };
+        // Frames are batched by the writer already; Nagle's algorithm would only hold the last
+        // small frame of a batch back (tens of milliseconds with delayed ACKs).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+        let activity = Activity::default();
+        let service = Tracked::new(TowerToHyperService::new(service.clone()), activity.clone());
+        let io = TokioIo::new(Counted::new(stream, place));
         let connection = http
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(io, service)
             .into_owned();
-        let connection = graceful.watch(connection);
-        let request_timeout = limits.request_timeout;
-        tokio::spawn(async move {
-            let mut connection = std::pin::pin!(connection);
-            // hyper's header timeout starts only once it has told HTTP/1 from HTTP/2, which
-            // waits for the client's first bytes: a client that never sends any would hold its
-            // connection forever. Give the first request the same time as any other.
-            let ended = tokio::select! {
-                ended = connection.as_mut() => Some(ended),
-                _ = first_request.notified() => None,
-                _ = tokio::time::sleep(request_timeout) => {
-                    tracing::debug!("no request within the request timeout; connection dropped");
-                    return;
-                }
-            };
-            if let Err(e) = match ended {
-                Some(ended) => ended,
-                None => connection.await,
-            } {
-                tracing::debug!("HTTP connection ended with an error: {e}");
-            }
-        });
+        tokio::spawn(connection::run(
+            connection,
+            |connection| connection.graceful_shutdown(),
+            activity,
+            limits.request_timeout,
+            server_closing.subscribe(),
+        ));
     }
     drop(listener);
+    close_all(&broker, &server_closing, grace).await;
+}
+
+/// Closes every connection, HTTP ones gracefully and WebSockets with 1001, and waits for them
+/// to end, within `grace`.
+async fn close_all(broker: &Broker, server_closing: &watch::Sender<bool>, grace: Duration) {
     tracing::info!("shutting down: closing connections");
+    server_closing.send_replace(true);
     broker.close_all(Close::GOING_AWAY);
     let drained = tokio::time::timeout(grace, async {
-        graceful.shutdown().await;
+        server_closing.closed().await;
         while broker.connections() > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -100,21 +95,21 @@ pub async fn serve(
     }
 }
 
-/// The connection's service, noting when its first request arrives.
-struct FirstRequest<S> {
-    inner: S,
-    arrived: Arc<Notify>,
-}
-
-impl<S: hyper::service::Service<R>, R> hyper::service::Service<R> for FirstRequest<S> {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn call(&self, request: R) -> Self::Future {
-        self.arrived.notify_one();
-        self.inner.call(request)
+/// hyper's settings: HTTP/1 headers within the request timeout, and HTTP/2 pinged at the
+/// WebSocket ping interval (when pings are on) so that a peer gone away mid-request is found.
+fn builder(limits: Limits) -> auto::Builder<TokioExecutor> {
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.request_timeout);
+    let mut http2 = http.http2();
+    http2.timer(TokioTimer::new());
+    if let Some(liveness) = limits.liveness {
+        http2
+            .keep_alive_interval(liveness.ping_interval)
+            .keep_alive_timeout(liveness.ping_timeout);
     }
+    http
 }
 
 /// An accept that failed. Running out of file descriptors (EMFILE/ENFILE) would fail again at

@@ -1,0 +1,133 @@
+//! The server's TCP connections of every kind (WebSocket, HTTP/1, HTTP/2): a bound on how many
+//! are open at once, and the counts `/stats` and `/metrics` show.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Open connections against their limit, shared by the accept loop and the routes that report.
+#[derive(Debug)]
+pub struct Connections {
+    max: usize,
+    open: AtomicUsize,
+    refused: AtomicU64,
+}
+
+impl Connections {
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Connections {
+            max,
+            open: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
+        })
+    }
+
+    /// Takes a place for a new connection, or counts it as refused when every place is taken.
+    pub fn admit(self: &Arc<Self>) -> Option<Place> {
+        let taken = self
+            .open
+            .fetch_update(Relaxed, Relaxed, |n| (n < self.max).then_some(n + 1));
+        match taken {
+            Ok(_) => Some(Place(self.clone())),
+            Err(_) => {
+                self.refused.fetch_add(1, Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.open.load(Relaxed) as u64
+    }
+
+    /// Connections closed on arrival because every place was taken, since start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Relaxed)
+    }
+}
+
+/// One connection's place; dropping it frees the place.
+#[derive(Debug)]
+pub struct Place(Arc<Connections>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A socket that holds its place for as long as it lives. hyper hands the socket itself to a
+/// WebSocket after an upgrade, so the place follows it there.
+#[derive(Debug)]
+pub struct Counted<T> {
+    io: T,
+    _place: Place,
+}
+
+impl<T> Counted<T> {
+    pub fn new(io: T, place: Place) -> Self {
+        Counted { io, _place: place }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admits_up_to_the_limit_counts_refusals_and_frees_places_on_drop() {
+        let connections = Connections::new(2);
+        let first = connections.admit().expect("first");
+        let _second = connections.admit().expect("second");
+        assert!(connections.admit().is_none());
+        assert_eq!((connections.open(), connections.refused()), (2, 1));
+        drop(first);
+        assert_eq!(connections.open(), 1);
+        assert!(connections.admit().is_some());
+    }
+}
