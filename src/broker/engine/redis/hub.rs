@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{OnceCell, mpsc, watch};
+use tokio::sync::{Notify, OnceCell, mpsc, watch};
 
 use crate::broker::engine::{AckBuilder, Subscriber, Subscription};
 use crate::broker::info::Subscribed;
@@ -69,6 +69,8 @@ pub struct HubTopic {
     state: Mutex<HubState>,
     delivered: watch::Sender<Delivered>,
     control: mpsc::UnboundedSender<Control>,
+    /// Told whenever the topic's local subscribers change, so the node reports at once.
+    changed: Arc<Notify>,
 }
 
 #[derive(Default)]
@@ -90,7 +92,12 @@ struct Life {
 }
 
 impl HubTopic {
-    pub fn new(name: Arc<str>, channel: String, control: mpsc::UnboundedSender<Control>) -> Self {
+    pub fn new(
+        name: Arc<str>,
+        channel: String,
+        control: mpsc::UnboundedSender<Control>,
+        changed: Arc<Notify>,
+    ) -> Self {
         HubTopic {
             name,
             channel,
@@ -98,6 +105,7 @@ impl HubTopic {
             state: Mutex::default(),
             delivered: watch::Sender::new(None),
             control,
+            changed,
         }
     }
 
@@ -196,6 +204,7 @@ impl HubTopic {
         }
         let after = snapshot.last_seq.max(delivered);
         st.subscribers.add(subscriber.client, outbox, after);
+        self.changed.notify_one();
         self.publish_position(&st);
         self.drain_pending(&mut st);
         Ok(())
@@ -332,6 +341,7 @@ impl HubTopic {
 
     fn end(&self, st: &mut HubState) {
         st.subscribers.delete(&self.name);
+        self.changed.notify_one();
         st.pending.clear();
         st.recent.clear();
         st.gone = true;
@@ -363,6 +373,7 @@ impl Subscription for HubTopic {
     fn unsubscribe(&self, client: u64) {
         let mut st = lock(&self.state);
         st.subscribers.remove(client);
+        self.changed.notify_one();
         self.leave_if_unused(&st);
     }
 
@@ -388,6 +399,8 @@ impl Subscription for HubTopic {
 #[derive(Default)]
 pub struct Hub {
     topics: Mutex<HashMap<Arc<str>, Arc<HubTopic>>>,
+    /// Notified when any topic's local subscribers change.
+    pub changed: Arc<Notify>,
 }
 
 impl Hub {
@@ -405,7 +418,12 @@ impl Hub {
             return topic.clone();
         }
         let name: Arc<str> = Arc::from(name);
-        let topic = Arc::new(HubTopic::new(name.clone(), channel(), control.clone()));
+        let topic = Arc::new(HubTopic::new(
+            name.clone(),
+            channel(),
+            control.clone(),
+            self.changed.clone(),
+        ));
         topic.start_joining();
         topics.insert(name, topic.clone());
         topic
@@ -452,7 +470,10 @@ mod tests {
 
     fn topic() -> (HubTopic, mpsc::UnboundedReceiver<Control>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (HubTopic::new(Arc::from("t"), "ch".into(), tx), rx)
+        (
+            HubTopic::new(Arc::from("t"), "ch".into(), tx, Arc::default()),
+            rx,
+        )
     }
 
     fn outbox() -> Arc<Outbox> {

@@ -774,12 +774,17 @@ impl Tasks {
         }
     }
 
-    /// Checks Redis and reports this node, every second; sweeps after a reconnect.
+    /// Checks Redis and reports this node every second, and at once when its subscriptions
+    /// change (so other nodes' totals follow within a round trip); sweeps after a reconnect.
     async fn watch(self, mut pubsub: PubSub) {
         let mut every = tokio::time::interval(REPORT_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let changed = self.hub.changed.clone();
         loop {
-            every.tick().await;
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = changed.notified() => {}
+            }
             let problem = self.check(&mut pubsub).await;
             let was = std::mem::replace(&mut *lock(&self.health.problem), problem.clone());
             match (&was, &problem) {
