@@ -12,8 +12,10 @@
 //!   `# readme-example: NAME` / `// readme-example: NAME` run with `python3` and `node`, each
 //!   against its own fresh server, and their output must show the published message came back.
 //!
-//! A missing tool (`curl`, `python3` with `websockets`, `node` with `WebSocket`) skips its test
-//! with a note, unless `PUBSUB_REQUIRE_TOOLS=1`, which turns the skip into a failure.
+//! `python3` is the machine's if it has the packages, else the test venv under `target/` (see
+//! tests/common/tools.rs). A tool that is still missing (`curl`, `node` with `WebSocket`, a
+//! Python package that could not be fetched) makes its test report a skip, or fail with
+//! `PUBSUB_REQUIRE_TOOLS=1`.
 
 mod common;
 
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use clap::CommandFactory;
 use common::TestServer;
+use common::tools::{missing_tool, python_with, succeeds};
 use serde_json::Value;
 use warp::Reply;
 
@@ -72,26 +75,31 @@ fn readme() -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
+/// The fenced blocks of `text`. A fence indented (inside a list item) indents its block's
+/// lines as much: that indentation is removed, as Markdown renders it.
 fn blocks(text: &str) -> Vec<Block> {
     let mut out = Vec::new();
-    let mut open: Option<Block> = None;
+    let mut open: Option<(Block, usize)> = None;
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim();
         match open.as_mut() {
             None => {
                 if let Some(info) = trimmed.strip_prefix("```") {
-                    open = Some(Block {
+                    let indent = line.len() - line.trim_start().len();
+                    let block = Block {
                         lang: info.split_whitespace().next().unwrap_or("").to_owned(),
                         body: String::new(),
                         line: i + 1,
-                    });
+                    };
+                    open = Some((block, indent));
                 }
             }
-            Some(block) => {
+            Some((block, indent)) => {
                 if trimmed == "```" {
-                    out.extend(open.take());
+                    out.extend(open.take().map(|(block, _)| block));
                 } else {
-                    block.body.push_str(line);
+                    let strip = line.len() - line.trim_start().len();
+                    block.body.push_str(&line[strip.min(*indent)..]);
                     block.body.push('\n');
                 }
             }
@@ -117,33 +125,6 @@ fn localize(body: &str, server: &TestServer) -> String {
 
 // ---------------------------------------------------------------------------------------------
 // Running tools
-
-/// Whether a missing tool fails the test instead of skipping it.
-fn tools_required() -> bool {
-    std::env::var("PUBSUB_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
-}
-
-/// Skips (returns) or fails, as `PUBSUB_REQUIRE_TOOLS` says.
-fn missing_tool(reason: &str) {
-    if tools_required() {
-        panic!("{reason}, and PUBSUB_REQUIRE_TOOLS=1 requires it");
-    }
-    eprintln!("SKIPPED: {reason} (set PUBSUB_REQUIRE_TOOLS=1 to make this a failure)");
-}
-
-/// Whether `program args...` runs and exits 0 (quietly, within a few seconds).
-fn succeeds(program: &str, args: &[&str]) -> bool {
-    let child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    match child {
-        Ok(child) => wait_with_timeout(child, Duration::from_secs(30)).is_some_and(|s| s.success()),
-        Err(_) => false,
-    }
-}
 
 fn wait_with_timeout(mut child: std::process::Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
@@ -184,27 +165,35 @@ fn scratch_dir() -> PathBuf {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
 }
 
-/// Runs `program args...` (with `script` written to `dir/file_name` and appended to the
-/// arguments, when given) on a blocking thread, so the in-process server keeps serving.
-async fn run(program: &str, args: &[&str], script: Option<(&str, &str)>) -> Run {
-    let program = program.to_owned();
-    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+/// Runs `command` in a fresh scratch directory (with `script` written there as `file_name`
+/// and appended to the arguments, when given), on a blocking thread so that the in-process
+/// server keeps serving.
+async fn run(command: Command, script: Option<(&str, &str)>) -> Run {
+    let dir = scratch_dir();
+    let run = run_in(&dir, command, script).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    run
+}
+
+/// [`run`] in the directory `dir`, which the caller made and removes.
+async fn run_in(dir: &Path, mut command: Command, script: Option<(&str, &str)>) -> Run {
+    let dir = dir.to_owned();
     let script = script.map(|(name, text)| (name.to_owned(), text.to_owned()));
     tokio::task::spawn_blocking(move || {
-        let dir = scratch_dir();
         if let Some((name, text)) = script {
             let path = dir.join(name);
             std::fs::write(&path, text).expect("write script");
-            args.push(path.to_string_lossy().into_owned());
+            command.arg(path);
         }
-        let stdout_path = dir.join("stdout");
-        let stderr_path = dir.join("stderr");
-        let child = Command::new(&program)
-            .args(&args)
+        let output = tempdir_for_output(&dir);
+        let stdout_path = output.join("stdout");
+        let stderr_path = output.join("stderr");
+        let child = command
             .current_dir(&dir)
             // Loopback only: never through a proxy the environment may name.
             .env("NO_PROXY", "127.0.0.1,localhost")
@@ -213,14 +202,14 @@ async fn run(program: &str, args: &[&str], script: Option<(&str, &str)>) -> Run 
             .stdout(File::create(&stdout_path).expect("stdout file"))
             .stderr(File::create(&stderr_path).expect("stderr file"))
             .spawn()
-            .unwrap_or_else(|e| panic!("start {program}: {e}"));
+            .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
         let status = wait_with_timeout(child, EXAMPLE_TIMEOUT);
         let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
         let (stdout, stderr) = (read(&stdout_path), read(&stderr_path));
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&output);
         let status = status.unwrap_or_else(|| {
             panic!(
-                "{program} {args:?} did not finish within {EXAMPLE_TIMEOUT:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+                "{command:?} did not finish within {EXAMPLE_TIMEOUT:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
             )
         });
         Run {
@@ -231,6 +220,16 @@ async fn run(program: &str, args: &[&str], script: Option<(&str, &str)>) -> Run 
     })
     .await
     .expect("run thread")
+}
+
+/// A folder for a run's captured output, beside its working directory (not in it, so that
+/// the example sees only what it would see when run by hand).
+fn tempdir_for_output(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().expect("scratch dir name").to_owned();
+    name.push(".out");
+    let output = dir.with_file_name(name);
+    std::fs::create_dir_all(&output).expect("create output dir");
+    output
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -452,7 +451,7 @@ fn path_matches(template: &str, path: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_examples_answer_as_shown() {
     if !succeeds("curl", &["--version"]) {
-        return missing_tool("curl is not installed");
+        return missing_tool("curl is not installed (apt-get install curl)");
     }
     let all = blocks(&readme());
     let mut pairs = Vec::new();
@@ -487,7 +486,9 @@ async fn curl_examples_answer_as_shown() {
             "one curl command per block: {command}"
         );
         covered.push(curl_operation(command));
-        let run = run("sh", &["-c", &localize(command, &server)], None).await;
+        let mut sh = Command::new("sh");
+        sh.args(["-c", &localize(command, &server)]);
+        let run = run(sh, None).await;
         let context = format!(
             "README.md line {}: {command}\n{}",
             example.line,
@@ -608,15 +609,15 @@ async fn python_examples_work_as_written() {
         "README.md lacks the marked Python examples: {:?}",
         examples.iter().map(|(n, _)| n).collect::<Vec<_>>()
     );
-    if !succeeds("python3", &["-c", "import websockets"]) {
-        return missing_tool(
-            "python3 with the websockets package is not installed (python3 -m pip install websockets)",
-        );
-    }
+    let python = match python_with(&["websockets"]) {
+        Ok(python) => python,
+        Err(reason) => return missing_tool(&reason),
+    };
     for (name, block) in examples {
         let server = TestServer::start().await;
         let script = localize(&block.body, &server);
-        let run = run("python3", &[], Some(("example.py", &script))).await;
+        // `python3 example.py`, with the Python that has websockets first on the PATH.
+        let run = run(python.command("python3"), Some(("example.py", &script))).await;
         assert_output(&name, &run);
         server.shutdown().await;
     }
@@ -653,7 +654,9 @@ async fn javascript_example_works_as_written() {
     for (name, block) in examples {
         let server = TestServer::start().await;
         let script = localize(&block.body, &server);
-        let run = run("node", &flags, Some(("example.js", &script))).await;
+        let mut node = Command::new("node");
+        node.args(&flags);
+        let run = run(node, Some(("example.js", &script))).await;
         assert_output(&name, &run);
         server.shutdown().await;
     }
