@@ -10,7 +10,13 @@
 //!   operation of the OpenAPI document.
 //! - ```` ```python ```` and ```` ```javascript ```` blocks whose first line is
 //!   `# readme-example: NAME` / `// readme-example: NAME` run with `python3` and `node`, each
-//!   against its own fresh server, and their output must show the published message came back.
+//!   against its own fresh server, and what they print must be, line for line, the
+//!   ```` ```text ```` block that follows each in the README (only `epoch` and `published_at`
+//!   values may differ).
+//! - The generated-client example: the ```` ```bash ```` block's `openapi-python-client
+//!   generate` command runs as written (its `pip install` is what the test setup does), then
+//!   the ```` ```python ```` block that uses the client, and it must print what the
+//!   ```` ```text ```` block after it shows.
 //!
 //! `python3` is the machine's if it has the packages, else the test venv under `target/` (see
 //! tests/common/tools.rs). A tool that is still missing (`curl`, `node` with `WebSocket`, a
@@ -556,7 +562,8 @@ async fn curl_examples_answer_as_shown() {
 // ---------------------------------------------------------------------------------------------
 // Python and JavaScript
 
-/// What each marked example's output must contain (every line of `all` on one output line).
+/// What each marked example's output must contain (every line of `all` on one output line),
+/// whatever the README shows.
 fn expected_output(name: &str) -> &'static [&'static [&'static str]] {
     match name {
         "python" => &[
@@ -583,6 +590,61 @@ fn expected_output(name: &str) -> &'static [&'static [&'static str]] {
     }
 }
 
+/// Keys whose values in a printed frame differ from run to run.
+const VOLATILE_PRINTED: [&str; 2] = ["epoch", "published_at"];
+
+/// `line` with each volatile value replaced by `<KEY>`, in Python's dict notation
+/// (`'epoch': 'x'`) and in JSON (`"epoch":"x"`).
+fn normalize_printed(line: &str) -> String {
+    let mut line = line.to_owned();
+    for key in VOLATILE_PRINTED {
+        for (open, quote) in [
+            (format!("'{key}': '"), '\''),
+            (format!("\"{key}\":\""), '"'),
+        ] {
+            let mut from = 0;
+            while let Some(at) = line[from..].find(&open) {
+                let start = from + at + open.len();
+                let Some(len) = line[start..].find(quote) else {
+                    break;
+                };
+                line.replace_range(start..start + len, &format!("<{key}>"));
+                from = start;
+            }
+        }
+    }
+    line
+}
+
+/// The ```` ```text ```` block that shows what the example `name` prints: the block right
+/// after it.
+fn printed_output(name: &str) -> Block {
+    let all = blocks(&readme());
+    let at = all
+        .iter()
+        .position(|b| b.example_name() == Some(name))
+        .unwrap_or_else(|| panic!("README.md has no example '{name}'"));
+    all.get(at + 1)
+        .filter(|b| b.lang == "text")
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!("README example '{name}' is not followed by a ```text block of its output")
+        })
+}
+
+/// Asserts that `printed` is, line for line, what the README shows under `shown`, except for
+/// the values of [`VOLATILE_PRINTED`].
+fn assert_printed_as_shown(what: &str, shown: &Block, printed: &str) {
+    let want: Vec<String> = shown.body.lines().map(normalize_printed).collect();
+    let got: Vec<String> = printed.lines().map(normalize_printed).collect();
+    assert_eq!(
+        got, want,
+        "{what} printed something else than README.md shows at line {} \
+         (left: printed, right: README; {VOLATILE_PRINTED:?} values aside)",
+        shown.line
+    );
+}
+
 fn assert_output(name: &str, run: &Run) {
     assert!(
         run.status.success(),
@@ -598,6 +660,30 @@ fn assert_output(name: &str, run: &Run) {
             run.describe()
         );
     }
+    assert_printed_as_shown(
+        &format!("README example '{name}'"),
+        &printed_output(name),
+        &run.stdout,
+    );
+}
+
+#[test]
+fn printed_outputs_are_compared_modulo_volatile_values_only() {
+    // The comparison above ignores epochs and timestamps, and nothing else.
+    let readme_line =
+        "{'action': 'subscribed', 'topic': 'news', 'epoch': 'wNJ3pNf6sA6q', 'replayed': 0}";
+    let printed = "{'action': 'subscribed', 'topic': 'news', 'epoch': 'Zz9', 'replayed': 0}";
+    assert_eq!(normalize_printed(readme_line), normalize_printed(printed));
+    let other_topic = printed.replace("'news'", "'sports'");
+    assert_ne!(
+        normalize_printed(readme_line),
+        normalize_printed(&other_topic)
+    );
+    let json = r#"received {"seq":1,"published_at":"2026-11-27T10:52:42.108Z","epoch":"a"}"#;
+    assert_eq!(
+        normalize_printed(json),
+        r#"received {"seq":1,"published_at":"<published_at>","epoch":"<epoch>"}"#
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -660,4 +746,88 @@ async fn javascript_example_works_as_written() {
         assert_output(&name, &run);
         server.shutdown().await;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The generated Python client
+
+/// The README's generated-client example: the ```` ```bash ```` block that generates the
+/// client, the ```` ```python ```` block that uses it, and the ```` ```text ```` block of what
+/// that prints.
+fn generated_client_blocks() -> (Block, Block, Block) {
+    let all = blocks(&readme());
+    let at = all
+        .iter()
+        .position(|b| b.lang == "bash" && b.body.contains("openapi-python-client generate"))
+        .expect("README.md shows how to generate the Python client");
+    match &all[at..] {
+        [generate, usage, printed, ..]
+            if usage.lang == "python"
+                && usage.body.contains("from pubsub_client import")
+                && printed.lang == "text" =>
+        {
+            (generate.clone(), usage.clone(), printed.clone())
+        }
+        _ => panic!(
+            "README.md line {}: the generate command is not followed by the ```python block \
+             that uses the client and the ```text block of what it prints",
+            all[at].line
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_client_example_works_as_written() {
+    let (generate, usage, printed) = generated_client_blocks();
+    let python = match python_with(&["openapi_python_client", "httpx", "attrs", "dateutil"]) {
+        Ok(python) => python,
+        Err(reason) => return missing_tool(&reason),
+    };
+    // The example's folder: `openapi/openapi.json` there is this repository's, as in a clone.
+    let dir = scratch_dir();
+    std::os::unix::fs::symlink(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi"),
+        dir.join("openapi"),
+    )
+    .expect("link openapi/ into the example's folder");
+    // Every command of the block but the `pip install`, which is what the test setup did to
+    // get this Python.
+    for command in generate.body.lines().map(str::trim) {
+        if command.is_empty() || command.contains("pip install") {
+            continue;
+        }
+        let mut sh = python.command("sh");
+        sh.args(["-c", command]);
+        let run = run_in(&dir, sh, None).await;
+        assert!(
+            run.status.success(),
+            "README.md line {}: {command}\n{}",
+            generate.line,
+            run.describe()
+        );
+    }
+    assert!(
+        dir.join("pubsub_client/__init__.py").is_file(),
+        "the README's command generated the package pubsub_client"
+    );
+    let server = TestServer::start().await;
+    let script = localize(&usage.body, &server);
+    let run = run_in(
+        &dir,
+        python.command("python3"),
+        Some(("example.py", &script)),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        run.status.success(),
+        "README.md line {}: the generated-client example failed\n{}",
+        usage.line,
+        run.describe()
+    );
+    assert_printed_as_shown("the generated-client example", &printed, &run.stdout);
+    // It did what it says, seen from the server.
+    let topic = server.get("/topics/news").await.json();
+    assert_eq!(topic["messages_published"], 1, "{topic}");
+    server.shutdown().await;
 }
