@@ -395,7 +395,21 @@ pub type RawFrame = (u8, Vec<u8>);
 impl RawWs {
     /// Sends an upgrade request and reads the 101; nothing more.
     pub async fn connect(addr: SocketAddr) -> Self {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        Self::handshake(stream, addr).await
+    }
+
+    /// [`RawWs::connect`] with a socket receive buffer of `bytes` (the kernel may round it up):
+    /// once this client stops reading, the buffers between it and the server fill after a few
+    /// frames, and what the server sends next waits in its own queue.
+    pub async fn connect_with_recv_buffer(addr: SocketAddr, bytes: u32) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        let stream = socket.connect(addr).await.expect("connect");
+        Self::handshake(stream, addr).await
+    }
+
+    async fn handshake(mut stream: TcpStream, addr: SocketAddr) -> Self {
         let mut head = format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\n");
         for (name, value) in UPGRADE_HEADERS {
             head.push_str(&format!("{name}: {value}\r\n"));
