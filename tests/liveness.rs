@@ -100,7 +100,7 @@ async fn a_ping_goes_out_ahead_of_the_frames_already_queued() {
         publisher
             .publish("t", json!({"n": published, "pad": pad}))
             .await;
-        if published % 32 == 0 && server.stats().await["messages_dropped"] != 0 {
+        if published.is_multiple_of(32) && server.stats().await["messages_dropped"] != 0 {
             break;
         }
         assert!(published < 20_000, "the queue never filled");
