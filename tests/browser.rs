@@ -1,6 +1,7 @@
 //! Pages in a real browser: node scripts in tests/browser drive Debian's Chromium with
-//! playwright-core against the server. Each test skips with a printed reason when node, Chromium
-//! or the npm packages (`npm ci` in tests/browser) are missing, unless PUBSUB_REQUIRE_TOOLS=1.
+//! playwright-core against the server. The npm packages are fetched (`npm ci` in tests/browser)
+//! when missing; where node or Chromium is missing, each test is reported skipped with the reason
+//! (tests/common/tools.rs), or fails with PUBSUB_REQUIRE_TOOLS=1.
 
 mod common;
 

@@ -1,50 +1,34 @@
 //! A Python client generated from openapi/openapi.json by openapi-python-client, used for real:
 //! tests/clients/python_client_check.py drives every kind of REST call through it against a live
-//! server, while this test watches one of its publishes arrive over WebSocket. Skips with a
-//! printed reason when openapi-python-client is not installed, unless PUBSUB_REQUIRE_TOOLS=1.
+//! server, while this test watches one of its publishes arrive over WebSocket. The generator comes
+//! from the machine's `python3`, or else from the test venv (see tests/common/tools.rs); where
+//! neither can be had, the test is reported skipped, or fails with PUBSUB_REQUIRE_TOOLS=1.
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::TestServer;
-use common::tools::{missing_tool, run, succeeds};
+use common::tools::{Python, missing_tool, python_with, run};
 use serde_json::json;
 
-/// The generator, run as a module of the same `python3` that then runs the generated client.
-const GENERATOR: [&str; 2] = ["-m", "openapi_python_client"];
+/// The modules the generator and the generated package need (httpx, attrs and dateutil come
+/// with the generator or beside it).
+const MODULES: [&str; 4] = ["openapi_python_client", "httpx", "attrs", "dateutil"];
 
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Why the generated client cannot be built and run here, if it cannot.
-fn tools_missing() -> Option<String> {
-    if !succeeds("python3", &[GENERATOR[0], GENERATOR[1], "--version"]) {
-        return Some(
-            "openapi-python-client is not installed (python3 -m pip install openapi-python-client)"
-                .to_owned(),
-        );
-    }
-    // The generated package imports these; they come with the generator.
-    if !succeeds("python3", &["-c", "import httpx, attrs, dateutil"]) {
-        return Some("python3 cannot import httpx, attrs and dateutil".to_owned());
-    }
-    None
-}
-
 /// Generates the client package `pubsub_client` into a fresh folder and returns that folder.
-async fn generate_client() -> PathBuf {
+async fn generate_client(python: &Python) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pubsub-python-client-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
-    let mut command = Command::new("python3");
+    let mut command = python.python();
     command
-        .args(GENERATOR)
-        .arg("generate")
-        .arg("--path")
+        .args(["-m", "openapi_python_client", "generate", "--path"])
         .arg(manifest_dir().join("openapi/openapi.json"))
         .args(["--meta", "none", "--output-path"])
         .arg(dir.join("pubsub_client"));
@@ -55,16 +39,17 @@ async fn generate_client() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_python_client_drives_the_rest_api() {
-    if let Some(reason) = tools_missing() {
-        return missing_tool(&reason);
-    }
-    let client_dir = generate_client().await;
+    let python = match python_with(&MODULES) {
+        Ok(python) => python,
+        Err(reason) => return missing_tool(&reason),
+    };
+    let client_dir = generate_client(&python).await;
     let server = TestServer::start().await;
     server.create_topic("watched").await;
     let mut subscriber = server.ws().await;
     subscriber.subscribe("watched").await;
 
-    let mut command = Command::new("python3");
+    let mut command = python.python();
     command
         .arg(manifest_dir().join("tests/clients/python_client_check.py"))
         .arg(format!("http://{}", server.addr))

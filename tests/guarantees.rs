@@ -1,9 +1,11 @@
 //! The delivery guarantees, each shown over real sockets: ack then replay then live with no gap
 //! and no duplicate while publishers are busy, per-topic seq order, no double delivery, cleanup
-//! on close, self-delivery, auto-creation, resume with since_seq and epoch, topic deletion.
+//! on close, self-delivery before the ack, auto-creation, resume with since_seq and epoch, topic deletion.
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{TestServer, WsClient};
@@ -65,27 +67,76 @@ fn assert_consecutive(seqs: &[u64], first: u64) {
     }
 }
 
+/// Publishes on its own connection, pipelined, until it has published `stop_at` messages (a
+/// limit the caller may lower or set later: it starts at `u64::MAX`); returns how many it
+/// published, once all are acked.
+fn spawn_publisher_until(
+    server: &TestServer,
+    topic: &'static str,
+    stop_at: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<u64> {
+    let addr = server.addr;
+    tokio::spawn(async move {
+        let c = WsClient::connect(addr).await;
+        let (mut tx, mut rx) = c.ws.split();
+        // Reads the acks until the pong that follows the last publish.
+        let reader = tokio::spawn(async move {
+            let mut acked = 0u64;
+            loop {
+                let Some(Ok(Message::Text(t))) = rx.next().await else {
+                    panic!("publisher lost")
+                };
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["action"] == "pong" {
+                    return acked;
+                }
+                assert_eq!(v["action"], "published", "{v}");
+                acked += 1;
+                assert_eq!(v["seq"], acked, "acks come in order");
+            }
+        });
+        let mut sent = 0;
+        while sent < stop_at.load(Ordering::Relaxed) {
+            let frame = json!({"action": "publish", "topic": topic, "message": {"i": sent}});
+            tx.send(Message::text(frame.to_string())).await.unwrap();
+            sent += 1;
+        }
+        tx.send(Message::text(json!({"action": "ping"}).to_string()))
+            .await
+            .unwrap();
+        let acked = tokio::time::timeout(common::WAIT * 3, reader)
+            .await
+            .expect("all acked")
+            .unwrap();
+        assert_eq!(acked, sent);
+        sent
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_then_replay_then_live_without_gap_or_duplicate_while_publishing() {
-    const TOTAL: u64 = 20_000;
-    // Subscribers are read only after all have joined: give their queues room for it all.
+    /// Messages the publisher goes on publishing after the last subscriber's ack.
+    const AFTER_LAST_JOIN: u64 = 2000;
+    // Subscribers are read only after publishing ends: give their queues and history room.
     let server = TestServer::with_args(&[
         "--history-size",
-        "20000",
+        "100000",
         "--subscriber-queue-bytes",
-        "16777216",
+        "67108864",
     ])
     .await;
     server.create_topic("busy").await;
-    let publisher = spawn_publisher(&server, "busy", TOTAL);
-    // Join at several points of the stream while the publisher is running; read afterwards.
+    let stop_at = Arc::new(AtomicU64::new(u64::MAX));
+    let publisher = spawn_publisher_until(&server, "busy", stop_at.clone());
+    // Join at several points of the stream while the publisher is running, each taking its ack
+    // at once; the publisher stops only well after the last ack, so every join lands mid-stream.
     let mut joins = Vec::new();
     for (replay_last, after) in [
-        (0u64, 0u64),
+        (0u64, 1u64),
         (1, 1000),
         (10, 3000),
         (200, 6000),
-        (20_000, 9000),
+        (100_000, 9000),
     ] {
         let deadline = tokio::time::Instant::now() + common::WAIT;
         while server.get("/topics/busy").await.json()["last_seq"]
@@ -99,29 +150,41 @@ async fn ack_then_replay_then_live_without_gap_or_duplicate_while_publishing() {
         let mut c = server.ws().await;
         c.send(json!({"action": "subscribe", "topic": "busy", "replay_last": replay_last}))
             .await;
-        joins.push((c, replay_last));
-    }
-    let mut joined = 0;
-    for (mut c, replay_last) in joins {
         let ack = c.recv().await;
         assert_eq!(ack["action"], "subscribed", "the ack comes first: {ack}");
+        joins.push((c, replay_last, ack));
+    }
+    let last_join = joins
+        .iter()
+        .map(|(_, _, ack)| ack["last_seq"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    stop_at.store(last_join + AFTER_LAST_JOIN, Ordering::Relaxed);
+    let total = publisher.await.unwrap();
+
+    // Every subscriber joined while messages were being published: after the first publish
+    // and before the last one.
+    let joined: Vec<u64> = joins
+        .iter()
+        .map(|(_, _, ack)| ack["last_seq"].as_u64().unwrap())
+        .collect();
+    assert!(
+        joined.iter().all(|&seq| 0 < seq && seq < total),
+        "every subscriber joined mid-stream: acks at {joined:?}, {total} published"
+    );
+    assert!(total >= last_join + AFTER_LAST_JOIN, "{total} published");
+    for (mut c, replay_last, ack) in joins {
         let last_seq = ack["last_seq"].as_u64().unwrap();
         let replayed = ack["replayed"].as_u64().unwrap();
         assert_eq!(
             replayed,
             replay_last.min(last_seq),
-            "clamped to what history holds"
+            "clamped to what history holds: {ack}"
         );
         let first = last_seq - replayed + 1;
-        let seqs = recv_seqs(&mut c, (TOTAL - first + 1) as usize).await;
+        let seqs = recv_seqs(&mut c, (total - first + 1) as usize).await;
         assert_consecutive(&seqs, first);
-        if last_seq > 0 && last_seq < TOTAL {
-            joined += 1;
-        }
     }
-    publisher.await.unwrap();
-    // Not a guarantee, but the test only proves something if some joins landed mid-stream.
-    println!("{joined} of 5 subscribers joined while messages were being published");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,21 +293,41 @@ async fn a_connection_dropped_without_a_close_frame_is_cleaned_up_too() {
 }
 
 #[tokio::test]
-async fn a_subscribed_publisher_gets_its_own_messages() {
+async fn a_subscribed_publisher_gets_each_of_its_messages_before_the_ack() {
+    // The delivery to every subscriber, the publisher included, is queued before the publish
+    // is answered: each `message` frame comes right before the `published` ack of its publish.
+    const PUBLISHES: u64 = 50;
     let server = TestServer::start().await;
     server.create_topic("t").await;
+    let mut other = server.ws().await;
+    other.subscribe("t").await;
     let mut c = server.ws().await;
-    let epoch = c.subscribe("t").await["epoch"].clone();
-    c.send(json!({"action": "publish", "topic": "t", "message": "mine", "request_id": "p"}))
-        .await;
-    let mut got = [c.recv().await, c.recv().await];
-    got.sort_by_key(|f| f["action"].as_str().unwrap_or_default().to_owned());
-    assert_eq!(got[0]["action"], "message");
-    assert_eq!(got[0]["message"], "mine");
-    assert_eq!(
-        got[1],
-        json!({"action": "published", "topic": "t", "seq": 1, "epoch": epoch, "request_id": "p"})
-    );
+    c.subscribe("t").await;
+    // Pipelined: all sent before any reply is read.
+    for i in 1..=PUBLISHES {
+        c.send(json!({"action": "publish", "topic": "t", "message": {"mine": i}, "request_id": format!("p{i}")}))
+            .await;
+    }
+    for seq in 1..=PUBLISHES {
+        let message = c.recv().await;
+        assert_eq!(message["action"], "message", "seq {seq}: {message}");
+        assert_eq!(message["seq"], seq, "{message}");
+        assert_eq!(message["message"], json!({"mine": seq}), "{message}");
+        let ack = common::without_epoch(c.recv().await);
+        assert_eq!(
+            ack,
+            json!({"action": "published", "topic": "t", "seq": seq, "request_id": format!("p{seq}")}),
+            "the ack right after its message"
+        );
+    }
+    // Like every other subscriber.
+    for seq in 1..=PUBLISHES {
+        let message = other.recv().await;
+        assert_eq!(
+            (&message["action"], &message["seq"]),
+            (&json!("message"), &json!(seq))
+        );
+    }
 }
 
 #[tokio::test]

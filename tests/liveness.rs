@@ -66,6 +66,96 @@ async fn a_client_that_keeps_reading_is_pinged_and_stays_connected() {
     assert_eq!(stats["dead_connections_closed"], 0, "{stats}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_goes_out_ahead_of_the_frames_already_queued() {
+    // The README: the server sends its ping "ahead of anything queued". Under `--slow-consumer
+    // drop` a live message that does not fit in the queue is dropped and counted, so a count
+    // above zero shows the connection's queue is full: its writer is stuck on a batch the
+    // client does not read, and more frames wait behind it. The ping that comes due then must
+    // reach the client before those frames. (The queue counts the stuck batch too; with
+    // messages of 4 KB in a queue of 512 KiB, that batch would have to hold over a hundred of
+    // them, taken at once, for nothing to wait behind it.)
+    const INTERVAL: Duration = Duration::from_secs(3);
+    let server = TestServer::with_args(&[
+        "--ping-interval",
+        "3",
+        "--ping-timeout",
+        "60",
+        "--slow-consumer",
+        "drop",
+        "--subscriber-queue-bytes",
+        "524288",
+    ])
+    .await;
+    server.create_topic("t").await;
+    let opened = tokio::time::Instant::now();
+    let mut slow = RawWs::connect_with_recv_buffer(server.addr, 4096).await;
+    slow.send_text(&subscribe("t")).await;
+    assert_eq!(slow.recv().await["action"], "subscribed");
+
+    // Fill the kernel buffers and then the queue; `slow` reads nothing meanwhile.
+    let mut publisher = server.ws().await;
+    let pad = "x".repeat(4000);
+    let mut published = 0u64;
+    loop {
+        published += 1;
+        publisher
+            .publish("t", json!({"n": published, "pad": pad}))
+            .await;
+        if published.is_multiple_of(32) && server.stats().await["messages_dropped"] != 0 {
+            break;
+        }
+        assert!(published < 20_000, "the queue never filled");
+    }
+    let full_after = opened.elapsed();
+    assert!(
+        full_after < INTERVAL,
+        "the queue filled only after {full_after:?}, not before the ping was due: nothing shown"
+    );
+    // The ping is due INTERVAL after the connection opened; leave it ample time to be queued.
+    tokio::time::sleep_until(opened + INTERVAL + Duration::from_secs(2)).await;
+
+    // Now read everything, up to the answer to a request sent now (queued behind it all).
+    slow.send_text(&json!({"action": "ping", "request_id": "end"}).to_string())
+        .await;
+    let mut frames = Vec::new();
+    loop {
+        let frame = slow.next_frame().await.expect("the connection stays open");
+        let end = frame.0 == opcode::TEXT
+            && serde_json::from_slice::<Value>(&frame.1).expect("JSON")["action"] == "pong";
+        frames.push(frame);
+        if end {
+            break;
+        }
+    }
+    let kinds: Vec<String> = frames
+        .iter()
+        .map(|(op, payload)| match *op {
+            opcode::PING => "ping".to_owned(),
+            opcode::TEXT => serde_json::from_slice::<Value>(payload).expect("JSON")["action"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned(),
+            other => format!("opcode {other}"),
+        })
+        .collect();
+    let ping = kinds
+        .iter()
+        .position(|k| k == "ping")
+        .unwrap_or_else(|| panic!("no ping arrived: {kinds:?}"));
+    let last_message = kinds
+        .iter()
+        .rposition(|k| k == "message")
+        .expect("messages arrived");
+    assert!(
+        ping < last_message,
+        "the ping came after every message queued before it (frame {ping} of {}, the last \
+         message is frame {last_message})",
+        kinds.len()
+    );
+    assert!(frames[ping].1.is_empty(), "the ping is empty");
+}
+
 #[tokio::test]
 async fn any_frame_from_the_client_counts_as_an_answer_to_a_ping() {
     let server = TestServer::with_args(&FAST_PINGS).await;
@@ -186,8 +276,11 @@ const FAST_TIMEOUT: [&str; 2] = ["--request-timeout", "0.5"];
 
 #[tokio::test]
 async fn stalled_request_headers_are_dropped() {
+    // Dropped, as the README says: the connection ends with no answer at all (not a 408, not a
+    // 400), once the request timeout has passed and not before.
     let server = TestServer::with_args(&FAST_TIMEOUT).await;
     let addr = server.addr;
+    let timeout = Duration::from_secs_f64(FAST_TIMEOUT[1].parse().unwrap());
     let partial_requests = [
         "GET /hea".to_owned(),
         format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n"),
@@ -199,16 +292,43 @@ async fn stalled_request_headers_are_dropped() {
     ];
     let mut streams = Vec::new();
     for partial in &partial_requests {
+        let connected = tokio::time::Instant::now();
         let mut stream = TcpStream::connect(addr).await.expect("connect");
         stream.write_all(partial.as_bytes()).await.expect("send");
-        streams.push(stream);
+        streams.push((stream, connected));
     }
-    for (stream, partial) in streams.iter_mut().zip(&partial_requests) {
-        let got = read_until_closed(stream).await;
-        let got = String::from_utf8_lossy(&got);
+    // And a second request that stalls on a kept-alive connection: the timeout counts from the
+    // first one's response.
+    let mut kept_alive = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    kept_alive
+        .write_all(request.as_bytes())
+        .await
+        .expect("send");
+    assert_eq!(read_response(&mut kept_alive).await.status, 200);
+    let answered = tokio::time::Instant::now();
+    let second = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n");
+    kept_alive.write_all(second.as_bytes()).await.expect("send");
+    streams.push((kept_alive, answered));
+    let mut partials: Vec<&str> = partial_requests.iter().map(String::as_str).collect();
+    partials.push(&second);
+
+    // Read all at once, so each drop is timed when it happens.
+    let ends =
+        futures_util::future::join_all(streams.into_iter().map(|(mut stream, since)| async move {
+            let got = read_until_closed(&mut stream).await;
+            (got, since.elapsed())
+        }))
+        .await;
+    for ((got, waited), partial) in ends.into_iter().zip(partials) {
         assert!(
-            !got.starts_with("HTTP/1.1 2") && !got.starts_with("HTTP/1.1 101"),
-            "{partial:?} was answered {got:?}"
+            got.is_empty(),
+            "{partial:?} was answered {:?} instead of dropped",
+            String::from_utf8_lossy(&got)
+        );
+        assert!(
+            waited >= timeout,
+            "{partial:?} was dropped after {waited:?}, before the request timeout"
         );
     }
     // Nothing was half-done, and the server still serves complete requests.

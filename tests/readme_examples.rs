@@ -10,10 +10,18 @@
 //!   operation of the OpenAPI document.
 //! - ```` ```python ```` and ```` ```javascript ```` blocks whose first line is
 //!   `# readme-example: NAME` / `// readme-example: NAME` run with `python3` and `node`, each
-//!   against its own fresh server, and their output must show the published message came back.
+//!   against its own fresh server, and what they print must be, line for line, the
+//!   ```` ```text ```` block that follows each in the README (only `epoch` and `published_at`
+//!   values may differ).
+//! - The generated-client example: the ```` ```bash ```` block's `openapi-python-client
+//!   generate` command runs as written (its `pip install` is what the test setup does), then
+//!   the ```` ```python ```` block that uses the client, and it must print what the
+//!   ```` ```text ```` block after it shows.
 //!
-//! A missing tool (`curl`, `python3` with `websockets`, `node` with `WebSocket`) skips its test
-//! with a note, unless `PUBSUB_REQUIRE_TOOLS=1`, which turns the skip into a failure.
+//! `python3` is the machine's if it has the packages, else the test venv under `target/` (see
+//! tests/common/tools.rs). A tool that is still missing (`curl`, `node` with `WebSocket`, a
+//! Python package that could not be fetched) makes its test report a skip, or fail with
+//! `PUBSUB_REQUIRE_TOOLS=1`.
 
 mod common;
 
@@ -25,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use clap::CommandFactory;
 use common::TestServer;
+use common::tools::{missing_tool, python_with, succeeds};
 use serde_json::Value;
 use warp::Reply;
 
@@ -79,26 +88,31 @@ fn readme() -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
+/// The fenced blocks of `text`. A fence indented (inside a list item) indents its block's
+/// lines as much: that indentation is removed, as Markdown renders it.
 fn blocks(text: &str) -> Vec<Block> {
     let mut out = Vec::new();
-    let mut open: Option<Block> = None;
+    let mut open: Option<(Block, usize)> = None;
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim();
         match open.as_mut() {
             None => {
                 if let Some(info) = trimmed.strip_prefix("```") {
-                    open = Some(Block {
+                    let indent = line.len() - line.trim_start().len();
+                    let block = Block {
                         lang: info.split_whitespace().next().unwrap_or("").to_owned(),
                         body: String::new(),
                         line: i + 1,
-                    });
+                    };
+                    open = Some((block, indent));
                 }
             }
-            Some(block) => {
+            Some((block, indent)) => {
                 if trimmed == "```" {
-                    out.extend(open.take());
+                    out.extend(open.take().map(|(block, _)| block));
                 } else {
-                    block.body.push_str(line);
+                    let strip = line.len() - line.trim_start().len();
+                    block.body.push_str(&line[strip.min(*indent)..]);
                     block.body.push('\n');
                 }
             }
@@ -124,33 +138,6 @@ fn localize(body: &str, server: &TestServer) -> String {
 
 // ---------------------------------------------------------------------------------------------
 // Running tools
-
-/// Whether a missing tool fails the test instead of skipping it.
-fn tools_required() -> bool {
-    std::env::var("PUBSUB_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
-}
-
-/// Skips (returns) or fails, as `PUBSUB_REQUIRE_TOOLS` says.
-fn missing_tool(reason: &str) {
-    if tools_required() {
-        panic!("{reason}, and PUBSUB_REQUIRE_TOOLS=1 requires it");
-    }
-    eprintln!("SKIPPED: {reason} (set PUBSUB_REQUIRE_TOOLS=1 to make this a failure)");
-}
-
-/// Whether `program args...` runs and exits 0 (quietly, within a few seconds).
-fn succeeds(program: &str, args: &[&str]) -> bool {
-    let child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    match child {
-        Ok(child) => wait_with_timeout(child, Duration::from_secs(30)).is_some_and(|s| s.success()),
-        Err(_) => false,
-    }
-}
 
 fn wait_with_timeout(mut child: std::process::Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
@@ -191,27 +178,35 @@ fn scratch_dir() -> PathBuf {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
 }
 
-/// Runs `program args...` (with `script` written to `dir/file_name` and appended to the
-/// arguments, when given) on a blocking thread, so the in-process server keeps serving.
-async fn run(program: &str, args: &[&str], script: Option<(&str, &str)>) -> Run {
-    let program = program.to_owned();
-    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+/// Runs `command` in a fresh scratch directory (with `script` written there as `file_name`
+/// and appended to the arguments, when given), on a blocking thread so that the in-process
+/// server keeps serving.
+async fn run(command: Command, script: Option<(&str, &str)>) -> Run {
+    let dir = scratch_dir();
+    let run = run_in(&dir, command, script).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    run
+}
+
+/// [`run`] in the directory `dir`, which the caller made and removes.
+async fn run_in(dir: &Path, mut command: Command, script: Option<(&str, &str)>) -> Run {
+    let dir = dir.to_owned();
     let script = script.map(|(name, text)| (name.to_owned(), text.to_owned()));
     tokio::task::spawn_blocking(move || {
-        let dir = scratch_dir();
         if let Some((name, text)) = script {
             let path = dir.join(name);
             std::fs::write(&path, text).expect("write script");
-            args.push(path.to_string_lossy().into_owned());
+            command.arg(path);
         }
-        let stdout_path = dir.join("stdout");
-        let stderr_path = dir.join("stderr");
-        let child = Command::new(&program)
-            .args(&args)
+        let output = tempdir_for_output(&dir);
+        let stdout_path = output.join("stdout");
+        let stderr_path = output.join("stderr");
+        let child = command
             .current_dir(&dir)
             // Loopback only: never through a proxy the environment may name.
             .env("NO_PROXY", "127.0.0.1,localhost")
@@ -220,14 +215,14 @@ async fn run(program: &str, args: &[&str], script: Option<(&str, &str)>) -> Run 
             .stdout(File::create(&stdout_path).expect("stdout file"))
             .stderr(File::create(&stderr_path).expect("stderr file"))
             .spawn()
-            .unwrap_or_else(|e| panic!("start {program}: {e}"));
+            .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
         let status = wait_with_timeout(child, EXAMPLE_TIMEOUT);
         let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
         let (stdout, stderr) = (read(&stdout_path), read(&stderr_path));
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&output);
         let status = status.unwrap_or_else(|| {
             panic!(
-                "{program} {args:?} did not finish within {EXAMPLE_TIMEOUT:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+                "{command:?} did not finish within {EXAMPLE_TIMEOUT:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
             )
         });
         Run {
@@ -238,6 +233,16 @@ async fn run(program: &str, args: &[&str], script: Option<(&str, &str)>) -> Run 
     })
     .await
     .expect("run thread")
+}
+
+/// A folder for a run's captured output, beside its working directory (not in it, so that
+/// the example sees only what it would see when run by hand).
+fn tempdir_for_output(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().expect("scratch dir name").to_owned();
+    name.push(".out");
+    let output = dir.with_file_name(name);
+    std::fs::create_dir_all(&output).expect("create output dir");
+    output
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -459,7 +464,7 @@ fn path_matches(template: &str, path: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_examples_answer_as_shown() {
     if !succeeds("curl", &["--version"]) {
-        return missing_tool("curl is not installed");
+        return missing_tool("curl is not installed (apt-get install curl)");
     }
     let all = blocks(&readme());
     let mut pairs = Vec::new();
@@ -494,7 +499,9 @@ async fn curl_examples_answer_as_shown() {
             "one curl command per block: {command}"
         );
         covered.push(curl_operation(command));
-        let run = run("sh", &["-c", &localize(command, &server)], None).await;
+        let mut sh = Command::new("sh");
+        sh.args(["-c", &localize(command, &server)]);
+        let run = run(sh, None).await;
         let context = format!(
             "README.md line {}: {command}\n{}",
             example.line,
@@ -562,7 +569,8 @@ async fn curl_examples_answer_as_shown() {
 // ---------------------------------------------------------------------------------------------
 // Python and JavaScript
 
-/// What each marked example's output must contain (every line of `all` on one output line).
+/// What each marked example's output must contain (every line of `all` on one output line),
+/// whatever the README shows.
 fn expected_output(name: &str) -> &'static [&'static [&'static str]] {
     match name {
         "python" => &[
@@ -589,6 +597,61 @@ fn expected_output(name: &str) -> &'static [&'static [&'static str]] {
     }
 }
 
+/// Keys whose values in a printed frame differ from run to run.
+const VOLATILE_PRINTED: [&str; 2] = ["epoch", "published_at"];
+
+/// `line` with each volatile value replaced by `<KEY>`, in Python's dict notation
+/// (`'epoch': 'x'`) and in JSON (`"epoch":"x"`).
+fn normalize_printed(line: &str) -> String {
+    let mut line = line.to_owned();
+    for key in VOLATILE_PRINTED {
+        for (open, quote) in [
+            (format!("'{key}': '"), '\''),
+            (format!("\"{key}\":\""), '"'),
+        ] {
+            let mut from = 0;
+            while let Some(at) = line[from..].find(&open) {
+                let start = from + at + open.len();
+                let Some(len) = line[start..].find(quote) else {
+                    break;
+                };
+                line.replace_range(start..start + len, &format!("<{key}>"));
+                from = start;
+            }
+        }
+    }
+    line
+}
+
+/// The ```` ```text ```` block that shows what the example `name` prints: the block right
+/// after it.
+fn printed_output(name: &str) -> Block {
+    let all = blocks(&readme());
+    let at = all
+        .iter()
+        .position(|b| b.example_name() == Some(name))
+        .unwrap_or_else(|| panic!("README.md has no example '{name}'"));
+    all.get(at + 1)
+        .filter(|b| b.lang == "text")
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!("README example '{name}' is not followed by a ```text block of its output")
+        })
+}
+
+/// Asserts that `printed` is, line for line, what the README shows under `shown`, except for
+/// the values of [`VOLATILE_PRINTED`].
+fn assert_printed_as_shown(what: &str, shown: &Block, printed: &str) {
+    let want: Vec<String> = shown.body.lines().map(normalize_printed).collect();
+    let got: Vec<String> = printed.lines().map(normalize_printed).collect();
+    assert_eq!(
+        got, want,
+        "{what} printed something else than README.md shows at line {} \
+         (left: printed, right: README; {VOLATILE_PRINTED:?} values aside)",
+        shown.line
+    );
+}
+
 fn assert_output(name: &str, run: &Run) {
     assert!(
         run.status.success(),
@@ -604,6 +667,30 @@ fn assert_output(name: &str, run: &Run) {
             run.describe()
         );
     }
+    assert_printed_as_shown(
+        &format!("README example '{name}'"),
+        &printed_output(name),
+        &run.stdout,
+    );
+}
+
+#[test]
+fn printed_outputs_are_compared_modulo_volatile_values_only() {
+    // The comparison above ignores epochs and timestamps, and nothing else.
+    let readme_line =
+        "{'action': 'subscribed', 'topic': 'news', 'epoch': 'wNJ3pNf6sA6q', 'replayed': 0}";
+    let printed = "{'action': 'subscribed', 'topic': 'news', 'epoch': 'Zz9', 'replayed': 0}";
+    assert_eq!(normalize_printed(readme_line), normalize_printed(printed));
+    let other_topic = printed.replace("'news'", "'sports'");
+    assert_ne!(
+        normalize_printed(readme_line),
+        normalize_printed(&other_topic)
+    );
+    let json = r#"received {"seq":1,"published_at":"2026-11-27T10:52:42.108Z","epoch":"a"}"#;
+    assert_eq!(
+        normalize_printed(json),
+        r#"received {"seq":1,"published_at":"<published_at>","epoch":"<epoch>"}"#
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -615,15 +702,15 @@ async fn python_examples_work_as_written() {
         "README.md lacks the marked Python examples: {:?}",
         examples.iter().map(|(n, _)| n).collect::<Vec<_>>()
     );
-    if !succeeds("python3", &["-c", "import websockets"]) {
-        return missing_tool(
-            "python3 with the websockets package is not installed (python3 -m pip install websockets)",
-        );
-    }
+    let python = match python_with(&["websockets"]) {
+        Ok(python) => python,
+        Err(reason) => return missing_tool(&reason),
+    };
     for (name, block) in examples {
         let server = TestServer::start().await;
         let script = localize(&block.body, &server);
-        let run = run("python3", &[], Some(("example.py", &script))).await;
+        // `python3 example.py`, with the Python that has websockets first on the PATH.
+        let run = run(python.command("python3"), Some(("example.py", &script))).await;
         assert_output(&name, &run);
         server.shutdown().await;
     }
@@ -660,8 +747,94 @@ async fn javascript_example_works_as_written() {
     for (name, block) in examples {
         let server = TestServer::start().await;
         let script = localize(&block.body, &server);
-        let run = run("node", &flags, Some(("example.js", &script))).await;
+        let mut node = Command::new("node");
+        node.args(&flags);
+        let run = run(node, Some(("example.js", &script))).await;
         assert_output(&name, &run);
         server.shutdown().await;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The generated Python client
+
+/// The README's generated-client example: the ```` ```bash ```` block that generates the
+/// client, the ```` ```python ```` block that uses it, and the ```` ```text ```` block of what
+/// that prints.
+fn generated_client_blocks() -> (Block, Block, Block) {
+    let all = blocks(&readme());
+    let at = all
+        .iter()
+        .position(|b| b.lang == "bash" && b.body.contains("openapi-python-client generate"))
+        .expect("README.md shows how to generate the Python client");
+    match &all[at..] {
+        [generate, usage, printed, ..]
+            if usage.lang == "python"
+                && usage.body.contains("from pubsub_client import")
+                && printed.lang == "text" =>
+        {
+            (generate.clone(), usage.clone(), printed.clone())
+        }
+        _ => panic!(
+            "README.md line {}: the generate command is not followed by the ```python block \
+             that uses the client and the ```text block of what it prints",
+            all[at].line
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_client_example_works_as_written() {
+    let (generate, usage, printed) = generated_client_blocks();
+    let python = match python_with(&["openapi_python_client", "httpx", "attrs", "dateutil"]) {
+        Ok(python) => python,
+        Err(reason) => return missing_tool(&reason),
+    };
+    // The example's folder: `openapi/openapi.json` there is this repository's, as in a clone.
+    let dir = scratch_dir();
+    std::os::unix::fs::symlink(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi"),
+        dir.join("openapi"),
+    )
+    .expect("link openapi/ into the example's folder");
+    // Every command of the block but the `pip install`, which is what the test setup did to
+    // get this Python.
+    for command in generate.body.lines().map(str::trim) {
+        if command.is_empty() || command.contains("pip install") {
+            continue;
+        }
+        let mut sh = python.command("sh");
+        sh.args(["-c", command]);
+        let run = run_in(&dir, sh, None).await;
+        assert!(
+            run.status.success(),
+            "README.md line {}: {command}\n{}",
+            generate.line,
+            run.describe()
+        );
+    }
+    assert!(
+        dir.join("pubsub_client/__init__.py").is_file(),
+        "the README's command generated the package pubsub_client"
+    );
+    let server = TestServer::start().await;
+    let script = localize(&usage.body, &server);
+    let run = run_in(
+        &dir,
+        python.command("python3"),
+        Some(("example.py", &script)),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        run.status.success(),
+        "README.md line {}: the generated-client example failed\n{}",
+        usage.line,
+        run.describe()
+    );
+    assert_printed_as_shown("the generated-client example", &printed, &run.stdout);
+    // It did what it says, seen from the server.
+    let topic = server.get("/topics/news").await.json();
+    assert_eq!(topic["messages_published"], 1, "{topic}");
+    server.shutdown().await;
 }

@@ -333,6 +333,60 @@ async fn create_accepts_json_content_type_with_parameters_and_any_case() {
     }
 }
 
+#[tokio::test]
+async fn json_bodies_may_come_as_any_application_plus_json_type() {
+    // The README: a Content-Type other than application/json (or application/*+json) is 415.
+    let server = TestServer::start().await;
+    server.create_topic("news").await;
+    let accepted = [
+        "application/merge-patch+json",
+        "application/vnd.x+json",
+        "application/problem+json; charset=utf-8",
+        "Application/Vnd.Pubsub.Topic+JSON",
+    ];
+    for (i, content_type) in accepted.iter().enumerate() {
+        let body = json!({ "name": format!("plus{i}") }).to_string();
+        let r = post_raw(&server, "/topics", Some(content_type), body.as_bytes()).await;
+        assert_eq!(r.status, 201, "{content_type}: {}", r.text());
+        let body = json!({ "message": i }).to_string();
+        let r = post_raw(
+            &server,
+            "/topics/news/messages",
+            Some(content_type),
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{content_type}: {}", r.text());
+    }
+    // Only `application/` types ending in `+json` are JSON.
+    for content_type in [
+        "text/vnd.x+json",
+        "application/x-json",
+        "application/jsonx",
+        "application/json+xml",
+        "application/vnd.x+json-seq",
+    ] {
+        post_raw(&server, "/topics", Some(content_type), br#"{"name":"no"}"#)
+            .await
+            .assert_error(415, "unsupported_media_type");
+        post_raw(
+            &server,
+            "/topics/news/messages",
+            Some(content_type),
+            br#"{"message":"no"}"#,
+        )
+        .await
+        .assert_error(415, "unsupported_media_type");
+    }
+    let details = topic_details(&server, "news").await;
+    assert_eq!(
+        details["messages_published"],
+        accepted.len(),
+        "only the +json publishes: {details}"
+    );
+    assert_eq!(server.get("/topics/no").await.status, 404);
+}
+
 // Body size limit
 
 /// The REST body limit of a server run with `--max-message-bytes 100`: the message limit plus

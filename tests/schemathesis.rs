@@ -5,7 +5,8 @@
 //!
 //! The tool comes from `PUBSUB_SCHEMATHESIS` (the path of its `schemathesis` executable), else
 //! `/opt/schemathesis-venv/bin/schemathesis` (where `.ci/run` installs it), else `schemathesis` on
-//! the PATH. Missing, the test prints why and skips, unless `PUBSUB_REQUIRE_TOOLS=1`.
+//! the PATH, else the test venv under `target/`, made on first use (tests/common/tools.rs).
+//! Where none can be had, the test is reported skipped, or fails with `PUBSUB_REQUIRE_TOOLS=1`.
 //! `PUBSUB_SCHEMATHESIS_EXAMPLES` sets the examples per operation (default 50, a few seconds);
 //! schemathesis prints its seed, and `PUBSUB_SCHEMATHESIS_SEED` replays one.
 
@@ -15,62 +16,18 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::child::ChildServer;
-
-/// Where `.ci/run` installs schemathesis.
-const CI_VENV: &str = "/opt/schemathesis-venv/bin/schemathesis";
+use common::tools::missing_tool;
 
 /// The most one run may take before it is stopped and fails.
 const RUN_LIMIT: Duration = Duration::from_secs(600);
 
-fn tools_required() -> bool {
-    std::env::var("PUBSUB_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
-}
-
-/// `program --version`, if it runs.
-fn version(program: &str) -> Option<String> {
-    let output = Command::new(program)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
-/// The schemathesis executable and its version, or why there is none.
-fn find_schemathesis() -> Result<(String, String), String> {
-    if let Ok(path) = std::env::var("PUBSUB_SCHEMATHESIS") {
-        return version(&path)
-            .map(|v| (path.clone(), v))
-            .ok_or_else(|| format!("PUBSUB_SCHEMATHESIS={path} does not run"));
-    }
-    [CI_VENV, "schemathesis"]
-        .into_iter()
-        .find_map(|p| version(p).map(|v| (p.to_owned(), v)))
-        .ok_or_else(|| {
-            format!(
-                "schemathesis is not installed (not at {CI_VENV}, nor on the PATH; \
-                 `python3 -m venv /opt/schemathesis-venv && \
-                 /opt/schemathesis-venv/bin/pip install schemathesis`, or set PUBSUB_SCHEMATHESIS)"
-            )
-        })
-}
-
 #[test]
 fn schemathesis_finds_no_failure_with_every_check() {
-    let (program, version) = match find_schemathesis() {
+    let (program, version) = match common::tools::schemathesis() {
         Ok(found) => found,
-        Err(reason) if tools_required() => {
-            panic!("{reason}, and PUBSUB_REQUIRE_TOOLS=1 requires it")
-        }
-        Err(reason) => {
-            eprintln!("SKIPPED: {reason} (set PUBSUB_REQUIRE_TOOLS=1 to make this a failure)");
-            return;
-        }
+        Err(reason) => return missing_tool(&reason),
     };
-    eprintln!("{program}: {version}");
+    eprintln!("{}: {version}", program.display());
     let server = ChildServer::start(&[]);
     let url = format!("http://{}/api-doc/openapi.json", server.addr);
     let examples = std::env::var("PUBSUB_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "50".into());

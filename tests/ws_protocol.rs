@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
-use common::{TestServer, WAIT, WsClient};
+use common::{RawWs, TestServer, WAIT, WsClient, close_payload, opcode};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -231,58 +231,98 @@ async fn topic_errors_name_their_code() {
     );
 }
 
-#[tokio::test]
-async fn a_frame_over_the_frame_limit_closes_with_1009() {
-    let server =
-        TestServer::with_args(&["--max-message-bytes", "1000", "--max-frame-bytes", "2000"]).await;
+/// A JSON `ping` frame of exactly `len` bytes (padded with an ignored field).
+fn ping_of_len(len: usize) -> String {
+    let empty = r#"{"action":"ping","pad":""}"#;
+    let frame = format!(
+        r#"{{"action":"ping","pad":"{}"}}"#,
+        "x".repeat(len - empty.len())
+    );
+    assert_eq!(frame.len(), len);
+    frame
+}
+
+/// A frame of exactly `limit` bytes is served; one of `limit` + 1 closes the connection with
+/// 1009 "frame too large".
+async fn assert_frame_limit(args: &[&str], limit: usize) {
+    let server = TestServer::with_args(args).await;
     let mut c = server.ws().await;
-    c.send_text(&format!(
-        "{{\"action\":\"ping\",\"pad\":\"{}\"}}",
-        "x".repeat(1900)
-    ))
-    .await;
-    assert_eq!(c.recv().await["action"], "pong", "under the limit passes");
-    c.send_text(&format!(
-        "{{\"action\":\"ping\",\"pad\":\"{}\"}}",
-        "x".repeat(2100)
-    ))
-    .await;
-    let (code, _) = c.recv_close().await;
-    assert_eq!(code, 1009);
+    c.send_text(&ping_of_len(limit)).await;
+    assert_eq!(
+        c.recv().await,
+        json!({"action": "pong"}),
+        "{args:?}: a frame of exactly {limit} bytes passes"
+    );
+    c.send_text(&ping_of_len(limit + 1)).await;
+    assert_eq!(
+        c.recv_close().await,
+        (1009, "frame too large".to_owned()),
+        "{args:?}: a frame of {} bytes",
+        limit + 1
+    );
     server
         .wait_for_stats("the connection to go", |s| s["connections"] == 0)
         .await;
 }
 
 #[tokio::test]
-async fn invalid_utf8_in_a_text_frame_closes_with_1007() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = TestServer::start().await;
-    // tungstenite will not send invalid UTF-8 in a text frame, so write the frame by hand.
-    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let handshake = format!(
-        "GET /ws HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        server.addr
-    );
-    tcp.write_all(handshake.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 1024];
-    let n = tcp.read(&mut buf).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"));
-    // FIN + text opcode, masked, 2-byte payload 0xC3 0x28 (an invalid UTF-8 sequence).
+async fn max_frame_bytes_admits_the_limit_and_closes_with_1009_one_byte_over() {
+    assert_frame_limit(
+        &["--max-message-bytes", "1000", "--max-frame-bytes", "2000"],
+        2000,
+    )
+    .await;
+    // Unset, the frame limit is the message limit plus the envelope.
+    let envelope = pubsub::config::ENVELOPE_BYTES;
+    assert_frame_limit(&["--max-message-bytes", "1000"], 1000 + envelope).await;
+    assert_frame_limit(&[], 65536 + envelope).await;
+}
+
+/// Sends one masked frame with any opcode and payload, valid or not.
+async fn send_raw_frame(ws: &mut RawWs, opcode: u8, payload: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    assert!(payload.len() < 126, "short frames only");
     let mask = [1u8, 2, 3, 4];
-    let payload = [0xC3u8, 0x28];
-    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
     frame.extend_from_slice(&mask);
     frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    tcp.write_all(&frame).await.unwrap();
-    let n = tokio::time::timeout(common::WAIT, tcp.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(n >= 4, "a close frame arrives");
-    assert_eq!(buf[0], 0x88, "close opcode");
-    assert_eq!(u16::from_be_bytes([buf[2], buf[3]]), 1007);
+    ws.stream.write_all(&frame).await.expect("send frame");
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_a_text_frame_closes_with_1007() {
+    let server = TestServer::start().await;
+    // tungstenite will not send invalid UTF-8 in a text frame, so write the frames by hand.
+    let mut ws = RawWs::connect(server.addr).await;
+    // Valid UTF-8 beyond ASCII passes (and is echoed as sent).
+    send_raw_frame(
+        &mut ws,
+        opcode::TEXT,
+        r#"{"action":"ping","request_id":"é€😀"}"#.as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        ws.recv().await,
+        json!({"action": "pong", "request_id": "é€😀"})
+    );
+    // 0xC3 0x28: a lead byte without its continuation.
+    send_raw_frame(&mut ws, opcode::TEXT, &[b'"', 0xC3, 0x28, b'"']).await;
+    let frames = ws.frames_until_closed().await;
+    let close = frames
+        .iter()
+        .find(|(op, _)| *op == opcode::CLOSE)
+        .unwrap_or_else(|| panic!("a close frame arrives: {frames:?}"));
+    assert_eq!(
+        close_payload(&close.1),
+        (1007, "invalid UTF-8 in text frame".to_owned())
+    );
+    assert!(
+        frames.iter().all(|(op, _)| *op != opcode::TEXT),
+        "no reply to the invalid frame: {frames:?}"
+    );
+    server
+        .wait_for_stats("the connection to go", |s| s["connections"] == 0)
+        .await;
 }
 
 /// Publishes to `t` in pipelined bursts until `flowing` is cleared; returns how many.

@@ -512,9 +512,10 @@ impl RawWs {
         Self::handshake(stream, addr).await
     }
 
-    /// [`RawWs::connect`] with a receive buffer of about `bytes`, so that once the client stops
-    /// reading, the kernel buffers between it and the server fill after a few frames.
-    pub async fn connect_stalling(addr: SocketAddr, bytes: u32) -> Self {
+    /// [`RawWs::connect`] with a socket receive buffer of `bytes` (the kernel may round it up):
+    /// once this client stops reading, the buffers between it and the server fill after a few
+    /// frames, and what the server sends next waits in its own queue.
+    pub async fn connect_with_recv_buffer(addr: SocketAddr, bytes: u32) -> Self {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
         let stream = socket.connect(addr).await.expect("connect");
