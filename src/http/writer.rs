@@ -16,14 +16,20 @@ use crate::broker::{Close, OutFrame, Outbox};
 /// connection starts closing, everything left to write (queued frames, the close frame, the
 /// answer to a client's close) gets the close's `linger` and no more; then the socket is
 /// dropped, so a client that stopped reading cannot hold its place for ever.
-pub async fn write(sink: SplitSink<Socket, Message>, outbox: Arc<Outbox>) {
+///
+/// Returns whether the close went out: when it did not, the client is not reading and nothing
+/// is owed to it any more.
+pub async fn write(sink: SplitSink<Socket, Message>, outbox: Arc<Outbox>) -> bool {
     let overdue = async {
         let close = outbox.closing().await;
         tokio::time::sleep(close.linger).await;
     };
     tokio::select! {
-        () = write_then_close(sink, &outbox) => {}
-        () = overdue => tracing::debug!("close not delivered within its linger; socket dropped"),
+        () = write_then_close(sink, &outbox) => true,
+        () = overdue => {
+            tracing::debug!("close not delivered within its linger; socket dropped");
+            false
+        }
     }
 }
 

@@ -104,15 +104,18 @@ async fn serve(socket: Socket, client: Client, limits: Limits) {
             )
         }
     };
-    if writer.await.is_err() {
+    let delivered = writer.await.unwrap_or_else(|_| {
         tracing::error!(client = id, "connection writer panicked");
-    }
+        false
+    });
     // Only now, with the close frame written (or given up on after its linger), does the
     // connection stop counting as open (a shutdown waits for that count to reach zero).
     drop(session);
     // Read (and ignore) what the client still sends until it answers our close: dropping a
     // socket with unread input makes TCP reset it, and the client could lose our close frame.
-    if let Some(linger) = linger {
+    // A close that never went out (the client read nothing for its whole linger) is owed no
+    // answer: the socket goes at once.
+    if let Some(linger) = linger.filter(|_| delivered) {
         let drain = async { while let Some(Ok(_)) = stream.next().await {} };
         let _ = tokio::time::timeout(linger, drain).await;
     }
