@@ -13,8 +13,12 @@
 //!   Swagger UI, the live console at `/`, and the JSON form of every error.
 //! - [`config`]: flags and environment.
 //! - [`server`]: the accept loop and graceful shutdown, used by `main` and by tests.
+//! - [`client`]: a Rust client of the broker: WebSocket subscriptions that reconnect and resume
+//!   by themselves, publishing, and the REST API.
+//! - [`cli`]: the `pubsub sub|pub|topics|history` commands, built on [`client`].
 
 pub mod broker;
+pub mod client;
 pub mod config;
 pub mod http;
 pub mod protocol;

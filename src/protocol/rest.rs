@@ -90,7 +90,7 @@ pub struct Published {
 }
 
 /// One message held in a topic's history.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct HistoryMessage {
     pub seq: u64,
     #[schema(value_type = serde_json::Value)]
@@ -101,7 +101,7 @@ pub struct HistoryMessage {
 }
 
 /// `GET /topics/{name}/messages`: the messages history holds after `since_seq`, oldest first.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct History {
     pub topic: String,
     pub messages: Vec<HistoryMessage>,
