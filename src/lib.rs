@@ -18,6 +18,7 @@
 //! - [`cli`]: the `pubsub sub|pub|topics|history` commands, built on [`client`].
 
 pub mod broker;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod http;

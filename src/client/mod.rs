@@ -246,6 +246,17 @@ impl Client {
     /// reconnecting, it is sent once connected; in flight when the connection is lost, it fails
     /// with [`Error::ConnectionLost`] and is not retried (it may have been published).
     pub async fn publish_raw(&self, topic: &str, message: Box<RawValue>) -> Result<u64, Error> {
+        self.send_publish(topic, message).await?.await
+    }
+
+    /// Hands a publish to the connection without waiting for its reply, which the returned
+    /// [`PublishReply`] resolves to. Publishes sent one after the other keep their order, so
+    /// many can be in flight at once.
+    pub async fn send_publish(
+        &self,
+        topic: &str,
+        message: Box<RawValue>,
+    ) -> Result<PublishReply, Error> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Publish {
             topic: topic.to_owned(),
@@ -253,7 +264,7 @@ impl Client {
             reply,
         })
         .await?;
-        rx.await.map_err(|_| Error::Closed)?
+        Ok(PublishReply(rx))
     }
 
     /// Sends the protocol's `ping` and returns the time to its `pong`.
@@ -283,6 +294,20 @@ impl Client {
             .send(command)
             .await
             .map_err(|_| Error::Closed)
+    }
+}
+
+/// The reply to a [`Client::send_publish`]: the message's seq.
+#[derive(Debug)]
+pub struct PublishReply(oneshot::Receiver<Result<u64, Error>>);
+
+impl std::future::Future for PublishReply {
+    type Output = Result<u64, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(Error::Closed)))
     }
 }
 
