@@ -3,6 +3,8 @@
 #![allow(dead_code)] // each test file uses its own part of the harness
 
 pub mod child;
+pub mod cli;
+pub mod proxy;
 pub mod tools;
 
 use std::net::SocketAddr;
