@@ -11,6 +11,11 @@
 //! - ```` ```python ```` and ```` ```javascript ```` blocks whose first line is
 //!   `# readme-example: NAME` / `// readme-example: NAME` run with `python3` and `node`, each
 //!   against its own fresh server, and their output must show the published message came back.
+//! - The ```` ```rust ```` block `// readme-example: rust` must be `examples/client.rs` word for
+//!   word; that file is compiled into this test and its `run` called against a fresh server.
+//! - The ```` ```bash ```` block `# readme-example: cli` runs with `sh -e`, the `pubsub` binary
+//!   first on `PATH`, against a fresh server, and its stdout must be the ```` ```text ```` block
+//!   after it, line for line (epochs and timestamps aside).
 //!
 //! A missing tool (`curl`, `python3` with `websockets`, `node` with `WebSocket`) skips its test
 //! with a note, unless `PUBSUB_REQUIRE_TOOLS=1`, which turns the skip into a failure.
@@ -191,7 +196,21 @@ fn scratch_dir() -> PathBuf {
 /// Runs `program args...` (with `script` written to `dir/file_name` and appended to the
 /// arguments, when given) on a blocking thread, so the in-process server keeps serving.
 async fn run(program: &str, args: &[&str], script: Option<(&str, &str)>) -> Run {
+    run_with_env(program, args, script, &[]).await
+}
+
+/// [`run`] with `envs` added to the environment.
+async fn run_with_env(
+    program: &str,
+    args: &[&str],
+    script: Option<(&str, &str)>,
+    envs: &[(&str, &str)],
+) -> Run {
     let program = program.to_owned();
+    let envs: Vec<(String, String)> = envs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let script = script.map(|(name, text)| (name.to_owned(), text.to_owned()));
     tokio::task::spawn_blocking(move || {
@@ -209,6 +228,7 @@ async fn run(program: &str, args: &[&str], script: Option<(&str, &str)>) -> Run 
             // Loopback only: never through a proxy the environment may name.
             .env("NO_PROXY", "127.0.0.1,localhost")
             .env("no_proxy", "127.0.0.1,localhost")
+            .envs(envs)
             .stdin(Stdio::null())
             .stdout(File::create(&stdout_path).expect("stdout file"))
             .stderr(File::create(&stderr_path).expect("stderr file"))
@@ -657,4 +677,114 @@ async fn javascript_example_works_as_written() {
         assert_output(&name, &run);
         server.shutdown().await;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rust and the command line
+
+/// `examples/client.rs`, which README.md shows as its Rust example.
+#[path = "../examples/client.rs"]
+#[allow(dead_code)] // its `main` is for `cargo run --example client`
+mod rust_example;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_example_is_examples_client_rs_and_runs() {
+    let examples = examples("rust");
+    let [(name, block)] = examples.as_slice() else {
+        panic!("README.md should have one marked Rust example: {examples:?}");
+    };
+    assert_eq!(name, "rust");
+    assert_eq!(
+        block.body,
+        include_str!("../examples/client.rs"),
+        "README.md line {}: the Rust example must be examples/client.rs, word for word",
+        block.line
+    );
+    let server = TestServer::start().await;
+    let url = format!("http://{}", server.addr);
+    tokio::time::timeout(EXAMPLE_TIMEOUT, rust_example::run(&url))
+        .await
+        .expect("the Rust example finishes")
+        .expect("the Rust example succeeds");
+    // What it did, as the server saw it: created news, subscribed, published one message and
+    // received it, then closed.
+    let stats = server
+        .wait_for_stats("the example's connection closed", |s| s["connections"] == 0)
+        .await;
+    assert_eq!(stats["topics"]["news"]["messages_published"], 1, "{stats}");
+    assert_eq!(stats["messages_delivered"], 1, "{stats}");
+    server.shutdown().await;
+}
+
+/// A line of output with what changes from run to run (epochs, timestamps) masked.
+fn mask(line: &str) -> String {
+    let mut line = line.to_owned();
+    for key in [
+        r#""epoch":""#,
+        r#""published_at":""#,
+        r#""old_epoch":""#,
+        r#""new_epoch":""#,
+    ] {
+        if let Some(start) = line.find(key).map(|i| i + key.len())
+            && let Some(len) = line[start..].find('"')
+        {
+            line.replace_range(start..start + len, "*");
+        }
+    }
+    if line.starts_with('[')
+        && let Some(end) = line.find("] ")
+    {
+        line.replace_range(1..end, "*");
+    }
+    if let Some(value) = line.trim_start().strip_prefix("epoch:") {
+        line = line.replace(value.trim(), "*");
+    }
+    line
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_line_example_prints_as_shown() {
+    let all = blocks(&readme());
+    let at = all
+        .iter()
+        .position(|b| b.lang == "bash" && b.example_name() == Some("cli"))
+        .expect("README.md has a bash block marked readme-example: cli");
+    let (example, shown) = (&all[at], &all[at + 1]);
+    assert_eq!(
+        shown.lang, "text",
+        "README.md line {}: the command-line example is followed by its output",
+        example.line
+    );
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_pubsub"))
+        .parent()
+        .expect("the binary's directory");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let server = TestServer::start().await;
+    let script = localize(&example.body, &server);
+    let run = run_with_env(
+        "sh",
+        &["-e"],
+        Some(("example.sh", &script)),
+        &[("PATH", &path)],
+    )
+    .await;
+    assert!(
+        run.status.success(),
+        "the command-line example failed:\n{}",
+        run.describe()
+    );
+    let got: Vec<String> = run.stdout.lines().map(mask).collect();
+    let want: Vec<String> = shown.body.lines().map(mask).collect();
+    assert_eq!(
+        got,
+        want,
+        "README.md line {}: the command-line example prints something else\n{}",
+        shown.line,
+        run.describe()
+    );
+    server.shutdown().await;
 }
