@@ -239,3 +239,49 @@ async fn the_rest_client_manages_topics_and_reads_history() {
     );
     server.shutdown().await;
 }
+
+/// The server's WebSocket pings are answered: an idle client outlives several ping timeouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_client_answers_the_servers_pings() {
+    let server = TestServer::with_args(&["--ping-interval", "0.2", "--ping-timeout", "0.3"]).await;
+    server.create_topic("news").await;
+    let client = Client::connect(&server.addr.to_string(), Options::default())
+        .await
+        .expect("connect");
+    let mut news = client.subscribe("news", Start::Now).await.expect("subscribe");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    client.publish("news", &1).await.expect("publish");
+    assert_eq!(next_message(&mut news).await.0, 1);
+    assert_eq!(client.status().borrow().connections, 1, "never reconnected");
+    assert_eq!(server.stats().await["dead_connections_closed"], 0);
+    client.close().await;
+    server.shutdown().await;
+}
+
+/// An application that stops reading fills its subscription's buffer; the client drops what
+/// does not fit and, once the application reads again, asks history for it: nothing is lost
+/// while history holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_buffer_is_refilled_from_history() {
+    let server = TestServer::start().await;
+    server.create_topic("news").await;
+    let options = Options {
+        buffer: 8,
+        ..Options::default()
+    };
+    let client = Client::connect(&server.addr.to_string(), options)
+        .await
+        .expect("connect");
+    let mut news = client.subscribe("news", Start::Now).await.expect("subscribe");
+    for n in 1..=60 {
+        client.publish("news", &n).await.expect("publish");
+    }
+    let mut seqs = Vec::new();
+    while seqs.len() < 60 {
+        seqs.push(next_message(&mut news).await.0);
+    }
+    assert_eq!(seqs, (1..=60).collect::<Vec<_>>());
+    assert_eq!(client.status().borrow().connections, 1);
+    client.close().await;
+    server.shutdown().await;
+}
