@@ -248,7 +248,10 @@ async fn an_idle_client_answers_the_servers_pings() {
     let client = Client::connect(&server.addr.to_string(), Options::default())
         .await
         .expect("connect");
-    let mut news = client.subscribe("news", Start::Now).await.expect("subscribe");
+    let mut news = client
+        .subscribe("news", Start::Now)
+        .await
+        .expect("subscribe");
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     client.publish("news", &1).await.expect("publish");
     assert_eq!(next_message(&mut news).await.0, 1);
@@ -272,7 +275,10 @@ async fn a_full_buffer_is_refilled_from_history() {
     let client = Client::connect(&server.addr.to_string(), options)
         .await
         .expect("connect");
-    let mut news = client.subscribe("news", Start::Now).await.expect("subscribe");
+    let mut news = client
+        .subscribe("news", Start::Now)
+        .await
+        .expect("subscribe");
     for n in 1..=60 {
         client.publish("news", &n).await.expect("publish");
     }
