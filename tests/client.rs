@@ -291,3 +291,44 @@ async fn a_full_buffer_is_refilled_from_history() {
     client.close().await;
     server.shutdown().await;
 }
+
+/// A server that completes every handshake and closes at once is retried with growing waits,
+/// not at the first backoff step again and again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_drops_every_connection_is_retried_with_growing_waits() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicU64::new(0));
+    let counter = accepted.clone();
+    let server = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            if let Ok(ws) = tokio_tungstenite::accept_async(stream).await {
+                counter.fetch_add(1, Ordering::Relaxed);
+                drop(ws);
+            }
+        }
+    });
+    let options = Options {
+        backoff: pubsub::client::Backoff {
+            initial: std::time::Duration::from_millis(50),
+            max: std::time::Duration::from_millis(400),
+            multiplier: 2.0,
+        },
+        ..Options::default()
+    };
+    let client = Client::connect(&format!("http://{addr}"), options)
+        .await
+        .expect("connect");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let handshakes = accepted.load(Ordering::Relaxed);
+    // Waits of 25-50, 50-100, 100-200, then 200-400 ms: at most 9 connections in 1.5 s
+    // (without growth, 50 ms steps would make about 40).
+    assert!(
+        (3..=9).contains(&handshakes),
+        "{handshakes} handshakes in 1.5 s"
+    );
+    client.close().await;
+    server.abort();
+}

@@ -96,6 +96,10 @@ struct Driver {
     held: VecDeque<Command>,
     /// Frames to send.
     out: Vec<String>,
+    /// Reconnect attempts since the last connection that worked (see [`Driver::session`]).
+    attempts: u32,
+    /// Whether the current session has had a frame from the server.
+    answered: bool,
 }
 
 /// The connection's task: sessions, and reconnecting in between, until the client closes.
@@ -117,6 +121,8 @@ pub(super) async fn run(
         pending: Pending::default(),
         held: VecDeque::new(),
         out: Vec::new(),
+        attempts: 0,
+        answered: false,
     };
     let mut next = Some(first);
     loop {
@@ -127,7 +133,14 @@ pub(super) async fn run(
                 None => break,
             },
         };
+        let started = Instant::now();
+        driver.answered = false;
         let end = driver.session(ws).await;
+        // A connection counts as working once the server answered on it (or it lasted): one
+        // the server accepts and drops at once must not be retried without backoff.
+        if driver.answered || started.elapsed() >= driver.options.backoff.max {
+            driver.attempts = 0;
+        }
         driver.subs.connection_lost();
         driver.pending.connection_lost();
         driver.out.clear();
@@ -172,9 +185,12 @@ impl Driver {
         );
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Armed lazily: frames move the deadline later without touching the timer; when it
+        // fires early, it is set again to the deadline as it is then.
+        let liveness_check = tokio::time::sleep_until(liveness.deadline());
+        tokio::pin!(liveness_check);
         loop {
             let mut ping = false;
-            let deadline = liveness.deadline();
             let end = tokio::select! {
                 _ = &mut self.alive => Some(End::Closed(None)),
                 frame = stream.next() => {
@@ -185,7 +201,10 @@ impl Driver {
                     Some(command) => self.command(command, true),
                     None => Some(End::Closed(None)),
                 },
-                _ = tokio::time::sleep_until(deadline) => match liveness.check(Instant::now()) {
+                _ = &mut liveness_check => {
+                    let check = liveness.check(Instant::now());
+                    liveness_check.as_mut().reset(liveness.deadline());
+                    match check {
                     Check::Wait => None,
                     Check::Ping => {
                         ping = true;
@@ -195,7 +214,8 @@ impl Driver {
                         "nothing heard from the server for {:?}, a ping unanswered",
                         liveness.limit()
                     ))),
-                },
+                    }
+                }
                 _ = tick.tick(), if self.subs.needs_tick() => {
                     self.subs.tick(&mut self.pending, &mut self.out);
                     None
@@ -251,10 +271,9 @@ impl Driver {
     /// Waits out the backoff, then tries to connect, until it works or the client closes.
     /// Requests keep being taken meanwhile.
     async fn reconnect(&mut self) -> Option<Ws> {
-        let mut attempt: u32 = 0;
         loop {
-            let wait = tokio::time::sleep(self.options.backoff.delay_random(attempt));
-            attempt = attempt.saturating_add(1);
+            let wait = tokio::time::sleep(self.options.backoff.delay_random(self.attempts));
+            self.attempts = self.attempts.saturating_add(1);
             tokio::pin!(wait);
             loop {
                 tokio::select! {
@@ -365,7 +384,10 @@ impl Driver {
     /// A frame (or the end of the stream) from the server.
     fn incoming(&mut self, frame: Option<Result<Message, tungstenite::Error>>) -> Option<End> {
         let text = match frame {
-            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Text(text))) => {
+                self.answered = true;
+                text
+            }
             Some(Ok(Message::Close(Some(close)))) => {
                 return Some(End::Lost(format!(
                     "closed by the server: {} {}",
