@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// Exponential backoff with "equal jitter": attempt `n` (from 0) waits a random time between
 /// half and all of `min(max, initial × multiplier^n)`. The attempt count starts again from 0
-/// after every successful connection.
+/// once a connection works (the server answered on it, or it lasted `max`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
     /// The wait before the first attempt after a connection is lost (before jitter).
