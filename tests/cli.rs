@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -13,19 +12,24 @@ use tokio::net::TcpListener;
 
 use common::TestServer;
 use common::cli::{self, Sub};
+use common::tools::Run;
 
 const RUN: Duration = Duration::from_secs(30);
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+fn stdout(o: &Run) -> String {
+    o.stdout.clone()
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+fn stderr(o: &Run) -> String {
+    o.stderr.clone()
+}
+
+fn code(o: &Run) -> Option<i32> {
+    o.status.and_then(|s| s.code())
 }
 
 /// stdout as JSON lines.
-fn json_lines(o: &Output) -> Vec<Value> {
+fn json_lines(o: &Run) -> Vec<Value> {
     stdout(o)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
@@ -33,30 +37,23 @@ fn json_lines(o: &Output) -> Vec<Value> {
 }
 
 /// Runs `pubsub ARGS --url URL` and asserts its exit code.
-async fn ok(url: &str, args: &[&str], stdin: &str) -> Output {
+async fn ok(url: &str, args: &[&str], stdin: &str) -> Run {
     let mut all = args.to_vec();
     all.extend(["--url", url]);
     let out = cli::run(&all, stdin, RUN).await;
-    assert!(
-        out.status.success(),
-        "pubsub {all:?}: {:?}\n{}{}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
+    assert!(out.success(), "pubsub {all:?}: {}", out.describe());
     out
 }
 
-async fn fails(url: &str, args: &[&str], code: i32) -> Output {
+async fn fails(url: &str, args: &[&str], expected: i32) -> Run {
     let mut all = args.to_vec();
     all.extend(["--url", url]);
     let out = cli::run(&all, "", RUN).await;
     assert_eq!(
-        out.status.code(),
-        Some(code),
-        "pubsub {all:?}\n{}{}",
-        stdout(&out),
-        stderr(&out)
+        code(&out),
+        Some(expected),
+        "pubsub {all:?}: {}",
+        out.describe()
     );
     out
 }
@@ -104,7 +101,7 @@ async fn topics_pub_and_history() {
         RUN,
     )
     .await;
-    assert_eq!(many.status.code(), Some(1), "{}", stderr(&many));
+    assert_eq!(code(&many), Some(1), "{}", many.describe());
     assert_eq!(
         json_lines(&many),
         [
@@ -378,16 +375,12 @@ async fn url_and_token_come_from_the_environment() {
         String::from_utf8_lossy(&head).into_owned()
     });
     let url = format!("http://{addr}");
-    let out = tokio::task::spawn_blocking(move || {
-        cli::pubsub(&["topics"])
-            .env("PUBSUB_URL", &url)
-            .env("PUBSUB_TOKEN", "s3cret")
-            .output()
-            .expect("run pubsub topics")
-    })
-    .await
-    .expect("run thread");
-    assert!(out.status.success(), "{}", stderr(&out));
+    let mut command = cli::pubsub(&["topics"]);
+    command
+        .env("PUBSUB_URL", &url)
+        .env("PUBSUB_TOKEN", "s3cret");
+    let out = common::tools::run(command, RUN).await;
+    assert!(out.success(), "{}", out.describe());
     assert_eq!(
         json_lines(&out),
         [serde_json::json!({"name": "news", "subscriber_count": 2})]
@@ -409,7 +402,7 @@ async fn url_and_token_come_from_the_environment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_help_lists_its_flags_and_the_commands() {
     let out = cli::run(&["--help"], "", RUN).await;
-    assert!(out.status.success());
+    assert!(out.success());
     let help = stdout(&out);
     for flag in ["--port", "--history-size", "--slow-consumer", "PUBSUB_PORT"] {
         assert!(help.contains(flag), "{flag} in:\n{help}");
@@ -419,7 +412,7 @@ async fn the_server_help_lists_its_flags_and_the_commands() {
         "{help}"
     );
     let out = cli::run(&["sub", "--help"], "", RUN).await;
-    assert!(out.status.success());
+    assert!(out.success());
     let help = stdout(&out);
     for flag in [
         "--last",

@@ -1,11 +1,13 @@
 //! The `pubsub` binary's client commands as child processes.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use super::tools::Run;
 
 /// `pubsub ARGS` with no inherited `PUBSUB_*` or `RUST_LOG`: nothing from the environment
 /// changes what a test means.
@@ -23,59 +25,14 @@ pub fn pubsub(args: &[&str]) -> Command {
     cmd
 }
 
-/// Runs a command that ends by itself, with `stdin` as its input, within `within`.
-pub async fn run(args: &[&str], stdin: &str, within: Duration) -> Output {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let stdin = stdin.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut child = Guard(
-            pubsub(&args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn pubsub"),
-        );
-        if let Some(mut input) = child.0.stdin.take() {
-            std::thread::spawn(move || {
-                use std::io::Write;
-                let _ = input.write_all(stdin.as_bytes());
-            });
-        }
-        let stdout = read_all(child.0.stdout.take());
-        let stderr = read_all(child.0.stderr.take());
-        let status = wait(&mut child.0, within)
-            .unwrap_or_else(|| panic!("pubsub {args:?} did not exit within {within:?}"));
-        Output {
-            status,
-            stdout: stdout.join().unwrap_or_default(),
-            stderr: stderr.join().unwrap_or_default(),
-        }
-    })
-    .await
-    .expect("run thread")
-}
-
-fn read_all(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut out = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut out);
-        }
-        out
-    })
-}
-
-fn wait(child: &mut Child, within: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + within;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            _ => return None,
-        }
-    }
+/// Runs `pubsub ARGS`, which ends by itself, with `stdin` as its input, within `within`.
+pub async fn run(args: &[&str], stdin: &str, within: Duration) -> Run {
+    let run = super::tools::run_with_input(pubsub(args), Some(stdin.to_owned()), within).await;
+    assert!(
+        run.status.is_some(),
+        "pubsub {args:?} did not exit within {within:?}"
+    );
+    run
 }
 
 /// Kills the child if it is still running when dropped.

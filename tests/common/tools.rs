@@ -22,8 +22,12 @@ pub fn missing_tool(reason: &str) {
 
 /// Whether `program args...` runs and exits 0 within 30 s.
 pub fn succeeds(program: &str, args: &[&str]) -> bool {
-    run_blocking(Command::new(program).args(args), Duration::from_secs(30))
-        .is_ok_and(|r| r.success())
+    run_blocking(
+        Command::new(program).args(args),
+        None,
+        Duration::from_secs(30),
+    )
+    .is_ok_and(|r| r.success())
 }
 
 /// The folder of the node scripts (and their `node_modules`).
@@ -95,8 +99,13 @@ impl Run {
 }
 
 /// Runs `command` on a blocking thread, killing it after `timeout`.
-pub async fn run(mut command: Command, timeout: Duration) -> Run {
-    tokio::task::spawn_blocking(move || run_blocking(&mut command, timeout))
+pub async fn run(command: Command, timeout: Duration) -> Run {
+    run_with_input(command, None, timeout).await
+}
+
+/// [`run`] with `input` written to the command's stdin (which is empty otherwise).
+pub async fn run_with_input(mut command: Command, input: Option<String>, timeout: Duration) -> Run {
+    tokio::task::spawn_blocking(move || run_blocking(&mut command, input, timeout))
         .await
         .expect("the blocking task ran")
         .unwrap_or_else(|e| panic!("cannot start the command: {e}"))
@@ -113,12 +122,27 @@ pub async fn node(script: &str, args: &[&str]) -> Run {
     run(command, Duration::from_secs(120)).await
 }
 
-fn run_blocking(command: &mut Command, timeout: Duration) -> std::io::Result<Run> {
+fn run_blocking(
+    command: &mut Command,
+    input: Option<String>,
+    timeout: Duration,
+) -> std::io::Result<Run> {
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
     let mut child = command
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
+    if let (Some(input), Some(mut pipe)) = (input, child.stdin.take()) {
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = pipe.write_all(input.as_bytes());
+        });
+    }
     // Drain both pipes on their own threads, so a chatty child never blocks on a full pipe.
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
