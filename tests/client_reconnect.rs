@@ -1,17 +1,21 @@
 //! Proof of the client's resume guarantee, with a TCP proxy between the clients and a real
 //! server that cuts every connection, refuses new ones and listens again, or stalls them.
 //!
-//! Two subscribers go through the proxy: the Rust client (`pubsub::client`) and the command
-//! line (`pubsub sub`, the real binary as a child process). A publisher connects to the server
-//! directly. Whatever the proxy does, each subscriber must show every seq exactly once, in
-//! order, while history covers the time it was away, and report the gap (an event; a JSON
-//! line and a line on stderr) when it does not.
+//! The subscribers go through the proxy: the Rust client (`pubsub::client`), the command line
+//! (`pubsub sub`, the real binary as a child process) and, where node has a WebSocket, the
+//! JavaScript client (`clients/js/pubsub-client.mjs`, run by `tests/clients/js_subscriber.mjs`,
+//! which prints what `pubsub sub` prints). A publisher connects to the server directly. Whatever
+//! the proxy does, each subscriber must show every seq exactly once, in order, while history
+//! covers the time it was away, and report the gap (an event; a JSON line, and for `pubsub sub`
+//! a line on stderr) when it does not.
 //!
 //! Outages are made deterministic where it matters: the proxy refuses and cuts, the test waits
-//! until the server shows both subscribers gone, publishes, and only then lets them back.
+//! until the server shows every subscriber gone, publishes, and only then lets them back.
 
 mod common;
 
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,7 +23,7 @@ use serde_json::Value;
 
 use common::cli::Sub;
 use common::proxy::Proxy;
-use common::{TestServer, WAIT};
+use common::{TestServer, WAIT, tools};
 use pubsub::client::{Backoff, Client, Event, GapCause, Options, Start, Subscription};
 
 /// What a subscriber showed, from either client.
@@ -88,7 +92,45 @@ fn cli_seen(sub: &Sub, topic: &str) -> Vec<Seen> {
         .collect()
 }
 
-/// The reconnects `pubsub sub` reported on stderr.
+/// The subscribers that print JSON lines, by name: `pubsub sub`, and the JavaScript client when
+/// node can run it (otherwise the test says it leaves it out, or fails under
+/// `PUBSUB_REQUIRE_TOOLS=1`).
+async fn line_subscribers(url: &str, topics: &[&str]) -> Vec<(&'static str, Sub)> {
+    let mut args = topics.to_vec();
+    args.extend(["--url", url]);
+    let mut subs = vec![("pubsub sub", Sub::start(&args, topics.len()).await)];
+    match tools::node_websocket_args() {
+        Some(flags) => {
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/js_subscriber.mjs");
+            let mut node = Command::new("node");
+            node.args(flags).arg(script).arg(url).args(topics);
+            subs.push((
+                "the JavaScript client",
+                Sub::spawn(node, topics.len()).await,
+            ));
+        }
+        None => tools::missing_tool(
+            "node with a global WebSocket (Node.js 22, or 20 with --experimental-websocket) is \
+             not installed: the JavaScript client is left out",
+        ),
+    }
+    subs
+}
+
+/// Waits until every line subscriber has printed a message with `seq` (of any topic).
+async fn all_printed(subs: &[(&str, Sub)], seq: u64) {
+    for (name, sub) in subs {
+        sub.wait_for(&format!("seq {seq} from {name}"), WAIT, |lines| {
+            lines
+                .iter()
+                .any(|l| l["event"] == "message" && l["seq"] == seq)
+        })
+        .await;
+    }
+}
+
+/// The reconnects a line subscriber reported on stderr.
 fn cli_reconnects(sub: &Sub) -> usize {
     sub.notices()
         .iter()
@@ -177,7 +219,8 @@ async fn every_seq_once_in_order_across_cuts_while_history_covers_them() {
             .await
             .expect("subscribe"),
     );
-    let mut cli = Sub::start(&["news", "--url", &via_proxy], 1).await;
+    let mut subs = line_subscribers(&via_proxy, &["news"]).await;
+    let subscribers = 1 + subs.len() as u64;
 
     // The publisher, straight to the server, at a steady pace.
     let publisher = Client::connect(&server.addr.to_string(), Options::default())
@@ -199,22 +242,27 @@ async fn every_seq_once_in_order_across_cuts_while_history_covers_them() {
     };
 
     // Cut while it publishes: every other round a plain cut (the clients reconnect at once),
-    // the others an outage with messages published while both subscribers are away.
+    // the others an outage with messages published while every subscriber is away.
     let mut published_while_away = 0;
     for round in 0..ROUNDS {
         tokio::time::sleep(Duration::from_millis(150)).await;
         if round % 2 == 0 {
-            let before = (client.status().borrow().connections, cli_reconnects(&cli));
+            let connections = client.status().borrow().connections;
+            let reconnects: Vec<usize> = subs.iter().map(|(_, s)| cli_reconnects(s)).collect();
             proxy.cut();
-            wait_until("both to reconnect", WAIT, || {
-                client.status().borrow().connections > before.0 && cli_reconnects(&cli) > before.1
+            wait_until("every subscriber to reconnect", WAIT, || {
+                client.status().borrow().connections > connections
+                    && subs
+                        .iter()
+                        .zip(&reconnects)
+                        .all(|((_, s), before)| cli_reconnects(s) > *before)
             })
             .await;
-            wait_subscriptions(&server, 2).await;
+            wait_subscriptions(&server, subscribers).await;
         } else {
             let seq = || last_published.load(std::sync::atomic::Ordering::Relaxed);
             let mut before = 0;
-            outage(&server, &proxy, 2, || async {
+            outage(&server, &proxy, subscribers, || async {
                 before = seq();
                 tokio::time::sleep(Duration::from_millis(200)).await;
             })
@@ -231,30 +279,29 @@ async fn every_seq_once_in_order_across_cuts_while_history_covers_them() {
         seen.last() == Some(&Seen::Message(MESSAGES))
     })
     .await;
-    cli.wait_for("the last message", WAIT, |lines| {
-        lines.iter().any(|l| l["seq"] == MESSAGES)
-    })
-    .await;
+    all_printed(&subs, MESSAGES).await;
     let status = client.status().borrow().clone();
-    assert!(cli.stop().await.success());
-
     let expected = messages(1..=MESSAGES);
     assert_eq!(*rust.lock().expect("seen"), expected, "the Rust client");
-    assert_eq!(cli_seen(&cli, "news"), expected, "pubsub sub");
-    let cli_reconnects = cli_reconnects(&cli);
     assert!(status.connections > ROUNDS as u64, "{status:?}");
-    assert!(cli_reconnects >= ROUNDS, "{:?}", cli.notices());
+    let mut reconnects = format!("the Rust client {}", status.connections - 1);
+    for (name, sub) in &mut subs {
+        assert!(sub.stop().await.success(), "{name}");
+        assert_eq!(cli_seen(sub, "news"), expected, "{name}");
+        let n = cli_reconnects(sub);
+        assert!(n >= ROUNDS, "{name}: {:?}", sub.notices());
+        reconnects.push_str(&format!(", {name} {n}"));
+    }
     assert!(
         published_while_away > 0,
-        "messages were published while both were away"
+        "messages were published while every subscriber was away"
     );
     eprintln!(
         "history covered: {MESSAGES} messages, {ROUNDS} cuts ({} with refused reconnects); \
-         {published_while_away} published while both subscribers were away; Rust client: \
-         {} reconnects, pubsub sub: {cli_reconnects} reconnects; proxy accepted {} \
-         connections; every seq once, in order, no gap; {:.1} s",
+         {published_while_away} published while every subscriber was away; reconnects: \
+         {reconnects}; proxy accepted {} connections; every seq once, in order, no gap, \
+         for each of the {subscribers}; {:.1} s",
         ROUNDS / 2,
-        status.connections - 1,
         proxy.accepted(),
         started.elapsed().as_secs_f64()
     );
@@ -277,49 +324,47 @@ async fn a_gap_history_did_not_cover_is_reported_with_what_was_missed() {
             .await
             .expect("subscribe"),
     );
-    let mut cli = Sub::start(&["news", "--url", &via_proxy], 1).await;
+    let mut subs = line_subscribers(&via_proxy, &["news"]).await;
+    let subscribers = 1 + subs.len() as u64;
     let publisher = Client::connect(&server.addr.to_string(), Options::default())
         .await
         .expect("publisher");
 
-    let both_at = |seq: u64| {
+    let all_at = |seq: u64| {
         let rust = rust.clone();
-        let cli = &cli;
+        let subs = &subs;
         async move {
             wait_seen(&rust, &format!("seq {seq}"), |seen| {
                 seen.contains(&Seen::Message(seq))
             })
             .await;
-            cli.wait_for(&format!("seq {seq}"), WAIT, |lines| {
-                lines.iter().any(|l| l["seq"] == seq)
-            })
-            .await;
+            all_printed(subs, seq).await;
         }
     };
 
     publish_n(&publisher, "news", 10).await;
-    both_at(10).await;
+    all_at(10).await;
     // Away while 20 are published: history (5) holds 26..30 only.
-    outage(&server, &proxy, 2, || async {
+    outage(&server, &proxy, subscribers, || async {
         publish_n(&publisher, "news", 20).await;
     })
     .await;
     publish_n(&publisher, "news", 3).await;
-    both_at(33).await;
+    all_at(33).await;
     // Away while 3 are published: history covers it, no gap.
-    outage(&server, &proxy, 2, || async {
+    outage(&server, &proxy, subscribers, || async {
         publish_n(&publisher, "news", 3).await;
     })
     .await;
     publish_n(&publisher, "news", 2).await;
-    both_at(38).await;
+    all_at(38).await;
     // Away while 12 are published: 39..45 are lost.
-    outage(&server, &proxy, 2, || async {
+    outage(&server, &proxy, subscribers, || async {
         publish_n(&publisher, "news", 12).await;
     })
     .await;
     publish_n(&publisher, "news", 2).await;
-    both_at(52).await;
+    all_at(52).await;
 
     let mut expected = messages(1..=10);
     expected.push(Seen::Gap {
@@ -332,10 +377,12 @@ async fn a_gap_history_did_not_cover_is_reported_with_what_was_missed() {
         next: 46,
     });
     expected.extend(messages(46..=52));
-    assert!(cli.stop().await.success());
     assert_eq!(*rust.lock().expect("seen"), expected, "the Rust client");
-    assert_eq!(cli_seen(&cli, "news"), expected, "pubsub sub");
-    let notices = cli.notices();
+    for (name, sub) in &mut subs {
+        assert!(sub.stop().await.success(), "{name}");
+        assert_eq!(cli_seen(sub, "news"), expected, "{name}");
+    }
+    let notices = subs[0].1.notices();
     for gap in [
         "news: gap: 15 messages after seq 10 are no longer in history (cause: disconnected); next is seq 26",
         "news: gap: 7 messages after seq 38 are no longer in history (cause: disconnected); next is seq 46",
@@ -345,9 +392,9 @@ async fn a_gap_history_did_not_cover_is_reported_with_what_was_missed() {
     let status = client.status().borrow().clone();
     assert_eq!(status.connections, 4, "three outages: {status:?}");
     eprintln!(
-        "history short (5): 3 outages, 52 messages; Rust client and pubsub sub both got 1..10, \
-         gap (15 missed), 26..38 (the 3-message outage covered), gap (7 missed), 46..52; \
-         {} reconnects; {:.1} s",
+        "history short (5): 3 outages, 52 messages; each of the {subscribers} subscribers got \
+         1..10, gap (15 missed), 26..38 (the 3-message outage covered), gap (7 missed), \
+         46..52; the Rust client reconnected {} times; {:.1} s",
         status.connections - 1,
         started.elapsed().as_secs_f64()
     );
@@ -435,7 +482,8 @@ async fn a_topic_recreated_or_deleted_while_away_is_reported() {
             .await
             .expect("subscribe"),
     );
-    let mut cli = Sub::start(&["news", "gone", "--url", &via_proxy], 2).await;
+    let mut subs = line_subscribers(&via_proxy, &["news", "gone"]).await;
+    let subscribers = 1 + subs.len() as u64;
     let publisher = Client::connect(&server.addr.to_string(), Options::default())
         .await
         .expect("publisher");
@@ -445,14 +493,18 @@ async fn a_topic_recreated_or_deleted_while_away_is_reported() {
     // lost with its old life).
     wait_seen(&news, "news seq 3", |seen| seen.len() == 3).await;
     wait_seen(&gone, "gone seq 1", |seen| seen.len() == 1).await;
-    cli.wait_for("both topics' messages", WAIT, |lines| {
-        lines.iter().filter(|l| l["event"] == "message").count() == 4
-    })
-    .await;
+    for (name, sub) in &subs {
+        sub.wait_for(
+            &format!("both topics' messages from {name}"),
+            WAIT,
+            |lines| lines.iter().filter(|l| l["event"] == "message").count() == 4,
+        )
+        .await;
+    }
 
     // While both are away: news is deleted and created again (a new epoch, seq from 1), and
     // gone is deleted for good.
-    outage(&server, &proxy, 2, || async {
+    outage(&server, &proxy, subscribers, || async {
         server.delete("/topics/news").await;
         server.delete("/topics/gone").await;
         server.create_topic("news").await;
@@ -466,30 +518,38 @@ async fn a_topic_recreated_or_deleted_while_away_is_reported() {
     let expected_gone = vec![Seen::Message(1), Seen::Deleted];
     wait_seen(&news, "news in its new life", |seen| seen == expected_news).await;
     wait_seen(&gone, "gone deleted", |seen| seen == expected_gone).await;
-    cli.wait_for("the new life's seq 3", WAIT, |lines| {
-        lines
-            .iter()
-            .filter(|l| l["topic"] == "news" && l["seq"] == 3)
-            .count()
-            == 2
-    })
-    .await;
+    for (name, sub) in &subs {
+        sub.wait_for(
+            &format!("the new life's seq 3 from {name}"),
+            WAIT,
+            |lines| {
+                lines
+                    .iter()
+                    .filter(|l| l["topic"] == "news" && l["seq"] == 3)
+                    .count()
+                    == 2
+            },
+        )
+        .await;
+    }
 
     // Deleted while connected: the last subscription ends, and `pubsub sub` with it.
     server.delete("/topics/news").await;
     expected_news.push(Seen::Deleted);
     wait_seen(&news, "news deleted", |seen| seen == expected_news).await;
-    let status = cli.exit(WAIT).await;
-    assert!(status.success(), "{status:?}");
-    assert_eq!(cli_seen(&cli, "news"), expected_news);
-    assert_eq!(cli_seen(&cli, "gone"), expected_gone);
-    let epochs: Vec<Value> = cli
-        .lines()
-        .into_iter()
-        .filter(|l| l["event"] == "epoch_changed")
-        .collect();
-    assert_eq!(epochs.len(), 1);
-    assert_ne!(epochs[0]["old_epoch"], epochs[0]["new_epoch"]);
+    for (name, sub) in &mut subs {
+        let status = sub.exit(WAIT).await;
+        assert!(status.success(), "{name}: {status:?}");
+        assert_eq!(cli_seen(sub, "news"), expected_news, "{name}");
+        assert_eq!(cli_seen(sub, "gone"), expected_gone, "{name}");
+        let epochs: Vec<Value> = sub
+            .lines()
+            .into_iter()
+            .filter(|l| l["event"] == "epoch_changed")
+            .collect();
+        assert_eq!(epochs.len(), 1, "{name}");
+        assert_ne!(epochs[0]["old_epoch"], epochs[0]["new_epoch"], "{name}");
+    }
     client.close().await;
     publisher.close().await;
     server.shutdown().await;

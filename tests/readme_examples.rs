@@ -642,19 +642,6 @@ async fn python_examples_work_as_written() {
     }
 }
 
-/// The node arguments that give it a global `WebSocket`, if any do.
-fn node_websocket_args() -> Option<Vec<&'static str>> {
-    let check =
-        "process.exit(typeof WebSocket === 'function' && typeof fetch === 'function' ? 0 : 1)";
-    [vec!["--experimental-websocket"], vec![]]
-        .into_iter()
-        .find(|flags| {
-            let mut args = flags.clone();
-            args.extend(["-e", check]);
-            succeeds("node", &args)
-        })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn javascript_example_works_as_written() {
     let examples = examples("javascript");
@@ -665,7 +652,7 @@ async fn javascript_example_works_as_written() {
     if !succeeds("node", &["--version"]) {
         return missing_tool("node is not installed");
     }
-    let Some(flags) = node_websocket_args() else {
+    let Some(flags) = common::tools::node_websocket_args() else {
         return missing_tool(
             "node has no global WebSocket (Node.js 20 with --experimental-websocket, or 22+)",
         );

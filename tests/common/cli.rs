@@ -47,7 +47,8 @@ impl Drop for Guard {
     }
 }
 
-/// `pubsub sub ...` running in the background, its output read as it comes.
+/// A subscriber running in the background, printing what `pubsub sub --output json` prints
+/// (`pubsub sub` itself, or the JavaScript client's test script), its output read as it comes.
 pub struct Sub {
     child: Guard,
     /// The threads reading stdout and stderr: joined once it has exited.
@@ -64,13 +65,18 @@ impl Sub {
         let mut all = vec!["sub"];
         all.extend_from_slice(args);
         all.extend(["--output", "json"]);
+        Sub::spawn(pubsub(&all), topics).await
+    }
+
+    /// Starts `command`, which subscribes to `topics` topics and prints like `pubsub sub`.
+    pub async fn spawn(mut command: Command, topics: usize) -> Sub {
         let mut child = Guard(
-            pubsub(&all)
+            command
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
-                .expect("spawn pubsub sub"),
+                .expect("spawn the subscriber"),
         );
         let lines = Arc::new(Mutex::new(Vec::new()));
         let notices = Arc::new(Mutex::new(Vec::new()));

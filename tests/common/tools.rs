@@ -54,6 +54,20 @@ pub fn node_missing(packages: &[&str]) -> Option<String> {
         .map(|p| format!("{p} is not installed (run `npm ci` in tests/browser)"))
 }
 
+/// The node arguments that give it a global `WebSocket` and `fetch` (Node.js 20 needs
+/// `--experimental-websocket`, 22 and later nothing), if any do.
+pub fn node_websocket_args() -> Option<Vec<&'static str>> {
+    let check =
+        "process.exit(typeof WebSocket === 'function' && typeof fetch === 'function' ? 0 : 1)";
+    [vec!["--experimental-websocket"], vec![]]
+        .into_iter()
+        .find(|flags| {
+            let mut args = flags.clone();
+            args.extend(["-e", check]);
+            succeeds("node", &args)
+        })
+}
+
 /// Why a browser test cannot run, if it cannot.
 pub fn browser_missing() -> Option<String> {
     node_missing(&["playwright-core"]).or_else(|| {
