@@ -306,6 +306,11 @@ async fn every_seq_once_in_order_across_cuts_while_history_covers_them() {
         started.elapsed().as_secs_f64()
     );
     client.close().await;
+    // Every subscriber is gone, and with it every connection through the proxy.
+    wait_until("no connection left through the proxy", WAIT, || {
+        proxy.open() == 0
+    })
+    .await;
     publisher.close().await;
     server.shutdown().await;
 }

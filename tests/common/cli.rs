@@ -124,15 +124,6 @@ impl Sub {
         self.notices.lock().expect("notices").clone()
     }
 
-    /// The seqs of the `message` lines so far.
-    pub fn seqs(&self) -> Vec<u64> {
-        self.lines()
-            .iter()
-            .filter(|l| l["event"] == "message")
-            .filter_map(|l| l["seq"].as_u64())
-            .collect()
-    }
-
     /// Waits until `check` holds for the lines so far, or fails after `within`.
     pub async fn wait_for(&self, what: &str, within: Duration, check: impl Fn(&[Value]) -> bool) {
         let deadline = Instant::now() + within;
