@@ -340,7 +340,7 @@ async fn usage_and_connection_errors() {
     let out = fails(
         &nobody,
         &["sub", "a", "b", "--since", "2", "--epoch", "E"],
-        1,
+        2,
     )
     .await;
     assert!(

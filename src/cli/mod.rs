@@ -62,7 +62,10 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Err(Failure::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             notice(format_args!("error: {e}"));
-            ExitCode::FAILURE
+            match e {
+                Failure::Arguments(_) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -15,8 +15,10 @@ pub enum Failure {
     Client(client::Error),
     /// Writing the output failed (a closed pipe ends the command quietly).
     Output(std::io::Error),
-    /// Something the command line asked for that cannot be done.
-    Usage(String),
+    /// Arguments that do not go together (exit code 2, as for those clap refuses).
+    Arguments(String),
+    /// Anything else that went wrong, said in words.
+    Other(String),
 }
 
 impl From<client::Error> for Failure {
@@ -36,7 +38,7 @@ impl fmt::Display for Failure {
         match self {
             Failure::Client(e) => e.fmt(f),
             Failure::Output(e) => write!(f, "cannot write the output: {e}"),
-            Failure::Usage(why) => f.write_str(why),
+            Failure::Arguments(why) | Failure::Other(why) => f.write_str(why),
         }
     }
 }
@@ -62,7 +64,7 @@ impl Printer {
         let mut stdout = std::io::stdout().lock();
         if self.json {
             let line = serde_json::to_string(json)
-                .map_err(|e| Failure::Usage(format!("cannot encode the output: {e}")))?;
+                .map_err(|e| Failure::Other(format!("cannot encode the output: {e}")))?;
             writeln!(stdout, "{line}")?;
         } else {
             writeln!(stdout, "{text}")?;

@@ -27,7 +27,7 @@ pub async fn run(args: PubArgs, url: &str, options: Options, out: Printer) -> Re
     let (mut line_no, mut failures) = (0usize, 0usize);
     while let Some(line) = lines.recv().await {
         let line = line
-            .map_err(|e| Failure::Usage(format!("cannot read stdin after line {line_no}: {e}")))?;
+            .map_err(|e| Failure::Other(format!("cannot read stdin after line {line_no}: {e}")))?;
         line_no += 1;
         let text = line.trim();
         if text.is_empty() {
@@ -54,7 +54,7 @@ pub async fn run(args: PubArgs, url: &str, options: Options, out: Printer) -> Re
     client.close().await;
     match failures {
         0 => Ok(()),
-        n => Err(Failure::Usage(format!(
+        n => Err(Failure::Other(format!(
             "{n} of {line_no} lines were not published"
         ))),
     }

@@ -55,7 +55,7 @@ pub async fn run(args: SubArgs, url: &str, options: Options, out: Printer) -> Re
         (Some(n), _) => Start::Last(n),
         (None, Some(seq)) => {
             if args.epoch.is_some() && args.topics.len() > 1 {
-                return Err(Failure::Usage(
+                return Err(Failure::Arguments(
                     "--epoch belongs to one topic: resume one topic at a time".to_owned(),
                 ));
             }
@@ -108,7 +108,7 @@ pub async fn run(args: SubArgs, url: &str, options: Options, out: Printer) -> Re
     };
     client.close().await;
     match result {
-        Ok(()) if failed => Err(Failure::Usage(
+        Ok(()) if failed => Err(Failure::Other(
             "a subscription was refused by the server".to_owned(),
         )),
         other => other,
