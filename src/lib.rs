@@ -14,8 +14,13 @@
 //! - [`config`]: flags and environment.
 //! - [`server`]: the accept loop with its bound on TCP connections, the idle timeout of every
 //!   HTTP connection, and graceful shutdown; used by `main` and by tests.
+//! - [`client`]: a Rust client of the broker: WebSocket subscriptions that reconnect and resume
+//!   by themselves, publishing, and the REST API.
+//! - [`cli`]: the `pubsub sub|pub|topics|history` commands, built on [`client`].
 
 pub mod broker;
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod http;
 pub mod protocol;

@@ -3,16 +3,24 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use pubsub::config::{Config, LogFormat};
 use pubsub::server;
 
+fn main() -> ExitCode {
+    // `pubsub sub|pub|topics|history ...` are client commands; anything else starts the server.
+    if let Some(code) = pubsub::cli::run_if_command() {
+        return code;
+    }
+    serve()
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
-    let config = Config::parse();
+async fn serve() -> ExitCode {
+    let config = parse_config();
     if let Err(e) = config.validate() {
         eprintln!("error: {e}");
         return ExitCode::from(2);
@@ -66,6 +74,17 @@ async fn main() -> ExitCode {
     .await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// The server's flags; its `--help` also points at the client commands.
+fn parse_config() -> Config {
+    let command = Config::command();
+    let note = match command.get_after_help() {
+        Some(help) => format!("{help}\n\n{}", pubsub::cli::SERVER_HELP_NOTE),
+        None => pubsub::cli::SERVER_HELP_NOTE.to_owned(),
+    };
+    let matches = command.after_help(note).get_matches();
+    Config::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 fn init_logging(format: LogFormat) {

@@ -16,18 +16,11 @@ use tokio::sync::mpsc;
 /// How long a process may take to start, or to exit once it should.
 const PROCESS_WAIT: Duration = Duration::from_secs(20);
 
-/// `pubsub ARGS` with a clean environment for its configuration: no inherited `PUBSUB_*`
-/// variable or `RUST_LOG` changes what the test means.
+/// `pubsub ARGS` with a clean environment for its configuration (see [`common::cli::pubsub`])
+/// and `envs` added.
 fn pubsub(args: &[&str], envs: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pubsub"));
-    let inherited = std::env::vars_os().map(|(name, _)| name);
-    for name in inherited.filter(|n| {
-        n.to_str()
-            .is_some_and(|n| n.starts_with("PUBSUB_") || n == "RUST_LOG")
-    }) {
-        cmd.env_remove(name);
-    }
-    cmd.args(args).envs(envs.iter().copied());
+    let mut cmd = common::cli::pubsub(args);
+    cmd.envs(envs.iter().copied());
     cmd
 }
 

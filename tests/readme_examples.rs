@@ -17,6 +17,11 @@
 //!   generate` command runs as written (its `pip install` is what the test setup does), then
 //!   the ```` ```python ```` block that uses the client, and it must print what the
 //!   ```` ```text ```` block after it shows.
+//! - The ```` ```rust ```` block `// readme-example: rust` must be `examples/client.rs` word for
+//!   word; that file is compiled into this test and its `run` called against a fresh server.
+//! - The ```` ```bash ```` block `# readme-example: cli` runs with `sh -e`, the `pubsub` binary
+//!   first on `PATH`, against a fresh server, and its stdout must be the ```` ```text ```` block
+//!   after it, line for line (epochs and timestamps aside).
 //!
 //! `python3` is the machine's if it has the packages, else the test venv under `target/` (see
 //! tests/common/tools.rs). A tool that is still missing (`curl`, `node` with `WebSocket`, a
@@ -716,19 +721,6 @@ async fn python_examples_work_as_written() {
     }
 }
 
-/// The node arguments that give it a global `WebSocket`, if any do.
-fn node_websocket_args() -> Option<Vec<&'static str>> {
-    let check =
-        "process.exit(typeof WebSocket === 'function' && typeof fetch === 'function' ? 0 : 1)";
-    [vec!["--experimental-websocket"], vec![]]
-        .into_iter()
-        .find(|flags| {
-            let mut args = flags.clone();
-            args.extend(["-e", check]);
-            succeeds("node", &args)
-        })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn javascript_example_works_as_written() {
     let examples = examples("javascript");
@@ -739,7 +731,7 @@ async fn javascript_example_works_as_written() {
     if !succeeds("node", &["--version"]) {
         return missing_tool("node is not installed");
     }
-    let Some(flags) = node_websocket_args() else {
+    let Some(flags) = common::tools::node_websocket_args() else {
         return missing_tool(
             "node has no global WebSocket (Node.js 20 with --experimental-websocket, or 22+)",
         );
@@ -836,5 +828,109 @@ async fn generated_client_example_works_as_written() {
     // It did what it says, seen from the server.
     let topic = server.get("/topics/news").await.json();
     assert_eq!(topic["messages_published"], 1, "{topic}");
+}
+
+// Rust and the command line
+
+/// `examples/client.rs`, which README.md shows as its Rust example.
+#[path = "../examples/client.rs"]
+#[allow(dead_code)] // its `main` is for `cargo run --example client`
+mod rust_example;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_example_is_examples_client_rs_and_runs() {
+    let examples = examples("rust");
+    let [(name, block)] = examples.as_slice() else {
+        panic!("README.md should have one marked Rust example: {examples:?}");
+    };
+    assert_eq!(name, "rust");
+    assert_eq!(
+        block.body,
+        include_str!("../examples/client.rs"),
+        "README.md line {}: the Rust example must be examples/client.rs, word for word",
+        block.line
+    );
+    let server = TestServer::start().await;
+    let url = format!("http://{}", server.addr);
+    tokio::time::timeout(EXAMPLE_TIMEOUT, rust_example::run(&url))
+        .await
+        .expect("the Rust example finishes")
+        .expect("the Rust example succeeds");
+    // What it did, as the server saw it: created news, subscribed, published one message and
+    // received it, then closed.
+    let stats = server
+        .wait_for_stats("the example's connection closed", |s| s["connections"] == 0)
+        .await;
+    assert_eq!(stats["topics"]["news"]["messages_published"], 1, "{stats}");
+    assert_eq!(stats["messages_delivered"], 1, "{stats}");
+    server.shutdown().await;
+}
+
+/// A line of output with what changes from run to run (epochs, timestamps) masked.
+fn mask(line: &str) -> String {
+    let mut line = line.to_owned();
+    for key in [
+        r#""epoch":""#,
+        r#""published_at":""#,
+        r#""old_epoch":""#,
+        r#""new_epoch":""#,
+    ] {
+        if let Some(start) = line.find(key).map(|i| i + key.len())
+            && let Some(len) = line[start..].find('"')
+        {
+            line.replace_range(start..start + len, "*");
+        }
+    }
+    if line.starts_with('[')
+        && let Some(end) = line.find("] ")
+    {
+        line.replace_range(1..end, "*");
+    }
+    if let Some(value) = line.trim_start().strip_prefix("epoch:") {
+        line = line.replace(value.trim(), "*");
+    }
+    line
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_line_example_prints_as_shown() {
+    let all = blocks(&readme());
+    let at = all
+        .iter()
+        .position(|b| b.lang == "bash" && b.example_name() == Some("cli"))
+        .expect("README.md has a bash block marked readme-example: cli");
+    let (example, shown) = (&all[at], &all[at + 1]);
+    assert_eq!(
+        shown.lang, "text",
+        "README.md line {}: the command-line example is followed by its output",
+        example.line
+    );
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_pubsub"))
+        .parent()
+        .expect("the binary's directory");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let server = TestServer::start().await;
+    let script = localize(&example.body, &server);
+    let mut sh = Command::new("sh");
+    sh.arg("-e").env("PATH", &path);
+    let run = run(sh, Some(("example.sh", &script))).await;
+    assert!(
+        run.status.success(),
+        "the command-line example failed:\n{}",
+        run.describe()
+    );
+    let got: Vec<String> = run.stdout.lines().map(mask).collect();
+    let want: Vec<String> = shown.body.lines().map(mask).collect();
+    assert_eq!(
+        got,
+        want,
+        "README.md line {}: the command-line example prints something else\n{}",
+        shown.line,
+        run.describe()
+    );
     server.shutdown().await;
 }

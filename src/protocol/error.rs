@@ -97,7 +97,7 @@ impl ErrorCode {
 }
 
 /// What went wrong: a stable `code` to branch on and a `message` for people.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,

@@ -93,7 +93,7 @@ pub struct Published {
 }
 
 /// One message held in a topic's history.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct HistoryMessage {
     pub seq: u64,
     #[schema(value_type = serde_json::Value)]
@@ -104,7 +104,7 @@ pub struct HistoryMessage {
 }
 
 /// `GET /topics/{name}/messages`: the messages history holds after `since_seq`, oldest first.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct History {
     pub topic: String,
     pub messages: Vec<HistoryMessage>,

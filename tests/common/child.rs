@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -20,17 +20,7 @@ impl ChildServer {
     /// Starts `pubsub --port 0 ARGS...` with no inherited `PUBSUB_*` or `RUST_LOG`, and waits for
     /// its "listening on" line. Request logging is off: only warnings and errors are printed.
     pub fn start(args: &[&str]) -> ChildServer {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pubsub"));
-        for (name, _) in std::env::vars_os() {
-            if name
-                .to_str()
-                .is_some_and(|n| n.starts_with("PUBSUB_") || n == "RUST_LOG")
-            {
-                cmd.env_remove(name);
-            }
-        }
-        let mut child = cmd
-            .args(["--port", "0"])
+        let mut child = super::cli::pubsub(&["--port", "0"])
             .args(args)
             .env("RUST_LOG", "warn,pubsub=info,pubsub::http=warn")
             .stdin(Stdio::null())

@@ -4,7 +4,9 @@
 
 pub mod bench;
 pub mod child;
+pub mod cli;
 pub mod h2;
+pub mod proxy;
 pub mod redis;
 pub mod reference;
 pub mod tools;

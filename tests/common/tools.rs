@@ -89,8 +89,12 @@ pub fn missing_tool(reason: &str) {
 
 /// Whether `program args...` runs and exits 0 within 30 s.
 pub fn succeeds(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> bool {
-    run_blocking(Command::new(program).args(args), Duration::from_secs(30))
-        .is_ok_and(|r| r.success())
+    run_blocking(
+        Command::new(program).args(args),
+        None,
+        Duration::from_secs(30),
+    )
+    .is_ok_and(|r| r.success())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,7 +197,7 @@ fn tail(run: &Run) -> String {
 
 /// Runs a fetch step, turning anything but success into a reason.
 fn fetch_step(what: &str, command: &mut Command) -> Result<(), String> {
-    match run_blocking(command, FETCH_LIMIT) {
+    match run_blocking(command, None, FETCH_LIMIT) {
         Ok(run) if run.success() => Ok(()),
         Ok(run) => Err(format!("{what}: {}", tail(&run))),
         Err(e) => Err(format!("{what}: cannot start it: {e}")),
@@ -264,6 +268,20 @@ pub fn node_missing(packages: &[&str]) -> Option<String> {
     npm_package_missing(packages)
 }
 
+/// The node arguments that give it a global `WebSocket` and `fetch` (Node.js 20 needs
+/// `--experimental-websocket`, 22 and later nothing), if any do.
+pub fn node_websocket_args() -> Option<Vec<&'static str>> {
+    let check =
+        "process.exit(typeof WebSocket === 'function' && typeof fetch === 'function' ? 0 : 1)";
+    [vec!["--experimental-websocket"], vec![]]
+        .into_iter()
+        .find(|flags| {
+            let mut args = flags.clone();
+            args.extend(["-e", check]);
+            succeeds("node", &args)
+        })
+}
+
 /// Why a browser test cannot run, if it cannot.
 pub fn browser_missing() -> Option<String> {
     node_missing(&["playwright-core"]).or_else(|| {
@@ -328,6 +346,7 @@ fn python_at(program: &Path) -> Option<Python> {
             "-c",
             "import sys, sysconfig; print(sys.executable); print(sysconfig.get_path('scripts'))",
         ]),
+        None,
         Duration::from_secs(30),
     )
     .ok()
@@ -424,6 +443,7 @@ pub fn schemathesis() -> Result<(PathBuf, String), String> {
     let version = |program: &Path| {
         run_blocking(
             Command::new(program).arg("--version"),
+            None,
             Duration::from_secs(60),
         )
         .ok()
@@ -488,8 +508,13 @@ impl Run {
 }
 
 /// Runs `command` on a blocking thread, killing it after `timeout`.
-pub async fn run(mut command: Command, timeout: Duration) -> Run {
-    tokio::task::spawn_blocking(move || run_blocking(&mut command, timeout))
+pub async fn run(command: Command, timeout: Duration) -> Run {
+    run_with_input(command, None, timeout).await
+}
+
+/// [`run`] with `input` written to the command's stdin (which is empty otherwise).
+pub async fn run_with_input(mut command: Command, input: Option<String>, timeout: Duration) -> Run {
+    tokio::task::spawn_blocking(move || run_blocking(&mut command, input, timeout))
         .await
         .expect("the blocking task ran")
         .unwrap_or_else(|e| panic!("cannot start the command: {e}"))
@@ -506,16 +531,31 @@ pub async fn node(script: &str, args: &[&str]) -> Run {
     run(command, Duration::from_secs(120)).await
 }
 
-fn run_blocking(command: &mut Command, timeout: Duration) -> std::io::Result<Run> {
+fn run_blocking(
+    command: &mut Command,
+    input: Option<String>,
+    timeout: Duration,
+) -> std::io::Result<Run> {
     use std::os::unix::process::CommandExt;
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
     // Its own process group, so that a timeout kills what it started too (npm's and node's
     // children, Chromium), and nothing is left holding the pipes open.
     let mut child = command
         .process_group(0)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
+    if let (Some(input), Some(mut pipe)) = (input, child.stdin.take()) {
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = pipe.write_all(input.as_bytes());
+        });
+    }
     // Drain both pipes on their own threads, so a chatty child never blocks on a full pipe.
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
