@@ -96,6 +96,12 @@ fn settle(
 }
 
 fn print(topic: &str, seq: u64, out: Printer) -> Result<(), Failure> {
-    let published = serde_json::json!({"topic": topic, "seq": seq});
-    out.record(&published, format_args!("published {topic} #{seq}"))
+    /// What `pub` prints for each message: where it landed.
+    #[derive(serde::Serialize)]
+    struct Landed<'a> {
+        topic: &'a str,
+        seq: u64,
+    }
+    let landed = Landed { topic, seq };
+    out.record(&landed, format_args!("published {topic} #{seq}"))
 }
