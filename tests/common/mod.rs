@@ -132,7 +132,34 @@ impl TestServer {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> HttpResponse {
+        self.settle().await;
         http_request(self.addr, method, path, headers, body).await
+    }
+
+    /// Across two nodes: waits until this node's view of its peer's subscriptions (the peer's
+    /// last report) matches what the peer holds now, so that a count read here includes every
+    /// subscribe and unsubscribe the peer has acknowledged. Nothing to wait for on one node.
+    async fn settle(&self) {
+        let Some(peer) = &self.peer else { return };
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let held = peer.broker.local_stats().subscriptions;
+            let stats = http_request(self.addr, "GET", "/stats", &[], b"")
+                .await
+                .json();
+            let seen = stats["nodes"]
+                .as_array()
+                .and_then(|nodes| nodes.iter().find(|n| n["id"] == peer.broker.node_id()))
+                .and_then(|n| n["subscriptions"].as_u64());
+            if seen == Some(held) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the peer's report never caught up: it holds {held}, this node sees {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     pub async fn get(&self, path: &str) -> HttpResponse {
@@ -155,10 +182,20 @@ impl TestServer {
     }
 
     /// `GET /stats` as JSON.
+    /// `GET /stats` as JSON. Across two nodes, the figures that are each node's own (connections,
+    /// message counters, errors) are the two nodes' added up, as a sum over nodes in Prometheus
+    /// would show them: the deployment as one server.
     pub async fn stats(&self) -> Value {
         let r = self.get("/stats").await;
         assert_eq!(r.status, 200);
-        r.json()
+        let mut stats = r.json();
+        if let Some(peer) = &self.peer {
+            let theirs = http_request(peer.addr, "GET", "/stats", &[], b"")
+                .await
+                .json();
+            add_node_figures(&mut stats, &theirs);
+        }
+        stats
     }
 
     /// Polls `GET /stats` until `check` holds, or fails after [`WAIT`].
@@ -196,6 +233,31 @@ pub fn without_epoch(mut value: Value) -> Value {
         "epoch {epoch}"
     );
     value
+}
+
+/// Adds another node's own figures (those `/stats` documents as this node's alone) to `stats`.
+fn add_node_figures(stats: &mut Value, other: &Value) {
+    for key in [
+        "connections",
+        "http_connections",
+        "http_connections_refused",
+        "messages_published",
+        "messages_delivered",
+        "messages_dropped",
+        "slow_consumers_disconnected",
+        "dead_connections_closed",
+    ] {
+        let sum = stats[key].as_u64().unwrap_or(0) + other[key].as_u64().unwrap_or(0);
+        stats[key] = sum.into();
+    }
+    if let (Some(mine), Some(theirs)) =
+        (stats["errors"].as_object_mut(), other["errors"].as_object())
+    {
+        for (code, n) in theirs {
+            let sum = mine.get(code).and_then(Value::as_u64).unwrap_or(0) + n.as_u64().unwrap_or(0);
+            mine.insert(code.clone(), sum.into());
+        }
+    }
 }
 
 /// A parsed HTTP response.
