@@ -395,7 +395,14 @@ async fn boolean_environment_variables_take_the_usual_spellings() {
 /// Starts a server, subscribes a WebSocket client, sends `signal` and checks the graceful
 /// shutdown: a 1001 close frame, exit status 0, and the port closed.
 async fn shuts_down_gracefully_on(signal: &str) {
-    let mut server = Server::start(&["--port", "0"], &[]).await;
+    shuts_down_gracefully_with(signal, &[]).await;
+}
+
+/// [`shuts_down_gracefully_on`] with `extra` flags.
+async fn shuts_down_gracefully_with(signal: &str, extra: &[&str]) {
+    let mut args = vec!["--port", "0"];
+    args.extend_from_slice(extra);
+    let mut server = Server::start(&args, &[]).await;
     common::create_topic_at(server.addr, "t").await;
     let mut client = common::WsClient::connect(server.addr).await;
     client.subscribe("t").await;
@@ -641,4 +648,52 @@ async fn log_format_json_writes_one_object_per_line_with_connection_lifetimes() 
             .is_some_and(|m| m.starts_with("listening on http://"))),
         "{lines:#?}"
     );
+}
+
+#[tokio::test]
+async fn sigterm_on_a_redis_node_closes_websockets_with_1001_and_exits_0() {
+    if common::redis::redis_missing() {
+        return;
+    }
+    let redis = common::redis::RedisServer::start();
+    shuts_down_gracefully_with("TERM", &["--engine", "redis", "--redis-url", &redis.url()]).await;
+}
+
+/// A Redis engine that cannot start says why in one line on stderr and exits 1, never serving.
+async fn assert_engine_fails(args: &[&str], mentions: &str) {
+    let mut all = vec!["--port", "0", "--engine", "redis"];
+    all.extend_from_slice(args);
+    let output = run_to_exit(pubsub(&all, &[])).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{args:?}: stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(
+        lines[0].contains(mentions),
+        "{args:?} mentions {mentions:?}: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !stderr.contains("s3cret"),
+        "a password never shows: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_or_wrong_redis_exits_1_with_one_line() {
+    // Port 1 on loopback: nothing listens there.
+    assert_engine_fails(&["--redis-url", "redis://127.0.0.1:1/0"], "127.0.0.1:1").await;
+    assert_engine_fails(
+        &["--redis-url", "http://127.0.0.1:6379"],
+        "invalid Redis URL",
+    )
+    .await;
+    assert_engine_fails(
+        &["--redis-url", "redis://app:s3cret@127.0.0.1:1/0"],
+        "redis://app:***@127.0.0.1:1/0",
+    )
+    .await;
+    assert_engine_fails(&["--redis-cluster", "redis://127.0.0.1:1"], "127.0.0.1:1").await;
+    assert_engine_fails(&["--redis-prefix", "a{b}"], "--redis-prefix").await;
 }
