@@ -11,7 +11,11 @@
 #
 # Environment:
 #   RUNS         runs per server and row (default 5)
-#   ROWS         rows to run, from: fanout topics rate1k rate10k conns10k conns19k (default all)
+#   ROWS         rows to run, from: fanout topics rate1k rate10k conns10k conns19k, and the Redis
+#                engine's redis-fanout redis-topics redis-rate1k (default all). A redis-* row runs
+#                its scenario against two nodes on one Redis (subscribers spread over both, the
+#                publisher on the first) side by side with one node on the memory engine, and
+#                reports Redis's CPU per publish too; it needs redis-server (PORT_R, PORT_C)
 #   QUICK        1: tiny rows of a few seconds each, to check the tooling (never results)
 #   MIN_SECONDS  pubsub-bench --min-seconds for fanout, topics and rate (default 2; QUICK: 0.5)
 #   PROFILE      cargo profile of the binaries: release (default) or debug (tooling checks only)
@@ -36,12 +40,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-5}
-ROWS=${ROWS:-"fanout topics rate1k rate10k conns10k conns19k"}
+ROWS=${ROWS:-"fanout topics rate1k rate10k conns10k conns19k redis-fanout redis-topics redis-rate1k"}
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then MIN_SECONDS=${MIN_SECONDS:-0.5}; else MIN_SECONDS=${MIN_SECONDS:-2}; fi
 PROFILE=${PROFILE:-release}
 PORT_A=${PORT_A:-18101}
 PORT_B=${PORT_B:-18102}
+PORT_C=${PORT_C:-18103}
+PORT_R=${PORT_R:-18104}
 RAW=${RAW:-bench/raw}
 DOC=${DOC:-BENCHMARKS.md}
 OUT=${OUT:-$(mktemp -d /tmp/pubsub-bench.XXXXXX)}
@@ -49,6 +55,7 @@ mkdir -p "$OUT" "$RAW"
 
 # The command line of each row (after the flags every row shares).
 row_args() { # row
+    case $1 in redis-*) row_args "${1#redis-}"; return ;; esac
     if [ "$QUICK" = 1 ]; then
         case $1 in
         fanout) echo "fanout --subscribers 10 --messages 2000 --bytes 64 --window 64" ;;
@@ -98,11 +105,11 @@ else
     REF_DESC="in-repo src/bin/fanout-reference"
 fi
 
-PID_A="" PID_B=""
+PID_A="" PID_B="" PID_C="" PID_R=""
 stop_servers() {
-    for pid in $PID_A $PID_B; do kill "$pid" 2>/dev/null || true; done
-    for pid in $PID_A $PID_B; do wait "$pid" 2>/dev/null || true; done
-    PID_A="" PID_B=""
+    for pid in $PID_A $PID_B $PID_C $PID_R; do kill "$pid" 2>/dev/null || true; done
+    for pid in $PID_A $PID_B $PID_C $PID_R; do wait "$pid" 2>/dev/null || true; done
+    PID_A="" PID_B="" PID_C="" PID_R=""
 }
 trap stop_servers EXIT
 
@@ -134,6 +141,33 @@ start_servers() {
     wait_listening "$PORT_B" "$PID_B"
 }
 
+# For a redis-* row: a Redis of the script's own (nothing on disk), two nodes on it (A and C) and
+# one node on the memory engine (B).
+start_redis_servers() {
+    stop_servers
+    for port in "$PORT_A" "$PORT_B" "$PORT_C" "$PORT_R"; do
+        if listening "$port"; then
+            echo "port $port is already in use: set PORT_A / PORT_B / PORT_C / PORT_R" >&2
+            exit 1
+        fi
+    done
+    mkdir -p "$OUT/redis"
+    redis-server --port "$PORT_R" --bind 127.0.0.1 --save "" --appendonly no --dir "$OUT/redis" \
+        >>"$OUT/redis.log" 2>&1 &
+    PID_R=$!
+    wait_listening "$PORT_R" "$PID_R"
+    local redis=(--engine redis --redis-url "redis://127.0.0.1:$PORT_R/0")
+    RUST_LOG=warn "$BROKER" --port "$PORT_A" --max-connections 20000 "${redis[@]}" >>"$OUT/broker.log" 2>&1 &
+    PID_A=$!
+    RUST_LOG=warn "$BROKER" --port "$PORT_C" --max-connections 20000 "${redis[@]}" >>"$OUT/broker-c.log" 2>&1 &
+    PID_C=$!
+    RUST_LOG=warn "$BROKER" --port "$PORT_B" --max-connections 20000 >>"$OUT/memory.log" 2>&1 &
+    PID_B=$!
+    wait_listening "$PORT_A" "$PID_A"
+    wait_listening "$PORT_C" "$PID_C"
+    wait_listening "$PORT_B" "$PID_B"
+}
+
 json_str() { # text -> a JSON string
     local s=${1//\\/\\\\}
     printf '"%s"' "${s//\"/\\\"}"
@@ -145,9 +179,10 @@ MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 MACHINE="$(nproc) CPUs ${MODEL:-unknown}, Linux $(uname -r)"
 
 # Starts a row's raw file with the line that describes it.
-begin_raw() { # row command
-    printf '{"meta":{"row":%s,"command":%s,"runs":%s,"a":"pubsub","b":"reference","reference":%s,"commit":%s,"date":%s,"machine":%s,"min_seconds":%s,"profile":%s,"quick":%s}}\n' \
-        "$(json_str "$1")" "$(json_str "$2")" "$RUNS" "$(json_str "$REF_DESC")" "$(json_str "$COMMIT")" \
+begin_raw() { # row command [a b]
+    printf '{"meta":{"row":%s,"command":%s,"runs":%s,"a":%s,"b":%s,"reference":%s,"commit":%s,"date":%s,"machine":%s,"min_seconds":%s,"profile":%s,"quick":%s}}\n' \
+        "$(json_str "$1")" "$(json_str "$2")" "$RUNS" "$(json_str "${3:-pubsub}")" "$(json_str "${4:-reference}")" \
+        "$(json_str "$REF_DESC")" "$(json_str "$COMMIT")" \
         "$(json_str "$(date -u +%Y-%m-%d)")" "$(json_str "$MACHINE")" "$MIN_SECONDS" "$(json_str "$PROFILE")" \
         "$([ "$QUICK" = 1 ] && echo true || echo false)" >"$RAW/$1.jsonl"
 }
@@ -155,9 +190,15 @@ begin_raw() { # row command
 bench() { # row first-run runs args...
     local row=$1 first=$2 runs=$3 status=0
     shift 3
+    local servers=(--addr "127.0.0.1:$PORT_A" --server-pid "$PID_A" --name pubsub
+        --compare "127.0.0.1:$PORT_B" --compare-pid "$PID_B" --compare-name reference)
+    case $row in redis-*)
+        servers=(--addr "127.0.0.1:$PORT_A,127.0.0.1:$PORT_C" --server-pid "$PID_A,$PID_C"
+            --redis-pid "$PID_R" --name redis-2-nodes
+            --compare "127.0.0.1:$PORT_B" --compare-pid "$PID_B" --compare-name memory) ;;
+    esac
     echo "== $row: pubsub-bench --runs $runs --first-run $first $*" | tee -a "$OUT/$row.txt"
-    timeout 1800 "$BENCH" --addr "127.0.0.1:$PORT_A" --server-pid "$PID_A" --name pubsub \
-        --compare "127.0.0.1:$PORT_B" --compare-pid "$PID_B" --compare-name reference \
+    timeout 1800 "$BENCH" "${servers[@]}" \
         --cpu --min-seconds "$MIN_SECONDS" --runs "$runs" --first-run "$first" --timeout 300 "$@" \
         >"$OUT/$row.part" 2>&1 || status=$?
     cat "$OUT/$row.part" >>"$OUT/$row.txt"
@@ -172,8 +213,15 @@ for row in $ROWS; do
     # shellcheck disable=SC2207 # the row's arguments are words without spaces
     args=($(row_args "$row"))
     : >"$OUT/$row.txt"
-    begin_raw "$row" "${args[*]}"
     case $row in
+    redis-*) begin_raw "$row" "${args[*]}" redis-2-nodes memory ;;
+    *) begin_raw "$row" "${args[*]}" ;;
+    esac
+    case $row in
+    redis-*)
+        start_redis_servers
+        bench "$row" 1 "$RUNS" "${args[@]}"
+        ;;
     conns*)
         for i in $(seq "$RUNS"); do
             start_servers
