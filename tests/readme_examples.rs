@@ -22,6 +22,13 @@
 //! - The ```` ```bash ```` block `# readme-example: cli` runs with `sh -e`, the `pubsub` binary
 //!   first on `PATH`, against a fresh server, and its stdout must be the ```` ```text ```` block
 //!   after it, line for line (epochs and timestamps aside).
+//! - The section "Run several nodes" runs on its own, in order, against what it starts itself:
+//!   its ```` ```bash ```` block of long-running commands starts, line by line, the
+//!   `redis-server` and the two nodes (the binary this test built in place of
+//!   `cargo run --release --`), each awaited until it serves; then its curl blocks and its
+//!   Python example run, compared as above. Its ports 6379, 8001 and 8002 become free ones
+//!   (`localhost` becomes `127.0.0.1`); a port written in another form fails the test rather
+//!   than reach the machine's own Redis. The other tests leave that section out.
 //!
 //! `python3` is the machine's if it has the packages, else the test venv under `target/` (see
 //! tests/common/tools.rs). A tool that is still missing (`curl`, `node` with `WebSocket`, a
@@ -38,6 +45,7 @@ use std::time::{Duration, Instant};
 
 use clap::CommandFactory;
 use common::TestServer;
+use common::redis::{free_port, redis_missing};
 use common::tools::{missing_tool, python_with, succeeds};
 use serde_json::Value;
 use warp::Reply;
@@ -134,6 +142,31 @@ fn examples(lang: &str) -> Vec<(String, Block)> {
         .filter(|b| b.lang == lang)
         .filter_map(|b| Some((b.example_name()?.to_owned(), b.clone())))
         .collect()
+}
+
+/// The heading of the section whose commands start Redis and several nodes.
+const NODES_SECTION: &str = "## Run several nodes";
+
+/// The 1-based lines of the section under `heading` (a `## ` heading), up to the next `## `
+/// heading outside a code fence.
+fn section_lines(text: &str, heading: &str) -> std::ops::Range<usize> {
+    let mut start = None;
+    let mut in_fence = false;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+        }
+        if in_fence {
+            continue;
+        }
+        match start {
+            None if line.trim_end() == heading => start = Some(i + 1),
+            Some(start) if line.starts_with("## ") => return start..i + 1,
+            _ => {}
+        }
+    }
+    let start = start.unwrap_or_else(|| panic!("README.md has no section {heading:?}"));
+    start..text.lines().count() + 1
 }
 
 /// The block with the server address replaced.
@@ -466,15 +499,66 @@ fn path_matches(template: &str, path: &str) -> bool {
             .all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}') && !p.is_empty()))
 }
 
+/// Asserts that the run of the curl command `example` printed the response `expected` shows:
+/// its status line, every header it lists, and its body (JSON values compared but for
+/// [`VOLATILE_KEYS`]; of a text body, the lines shown).
+fn assert_answered_as_shown(example: &Block, expected: &Block, run: &Run) {
+    let command = example.body.trim();
+    let context = format!(
+        "README.md line {}: {command}\n{}",
+        example.line,
+        run.describe()
+    );
+    assert!(run.status.success(), "curl failed: {context}");
+    let (want, got) = (parse_shown(&expected.body), parse_shown(&run.stdout));
+    assert_eq!(got.status_line, want.status_line, "status: {context}");
+    for (name, value) in &want.headers {
+        let actual = got.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+        assert_eq!(actual, Some(value), "header {name}: {context}");
+    }
+    if is_text(&want.headers) {
+        // A text body (the Prometheus metrics): each line shown is a line of the response;
+        // "..." stands for lines left out.
+        for line in want.body.lines().filter(|l| !l.is_empty() && *l != "...") {
+            assert!(
+                got.body.lines().any(|g| g == line),
+                "README.md line {} shows the line {line:?}, not in the response: {context}",
+                expected.line
+            );
+        }
+        return;
+    }
+    let want_body: Value = serde_json::from_str(&want.body).unwrap_or_else(|e| {
+        panic!(
+            "README.md line {}: shown body is not JSON ({e})",
+            expected.line
+        )
+    });
+    let got_body: Value = serde_json::from_str(&got.body)
+        .unwrap_or_else(|e| panic!("response body is not JSON ({e}): {context}"));
+    if let Err(diff) = json_matches(&want_body, &got_body, None, "body") {
+        panic!(
+            "README.md line {} shows another body: {diff}\n{context}",
+            expected.line
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_examples_answer_as_shown() {
     if !succeeds("curl", &["--version"]) {
         return missing_tool("curl is not installed (apt-get install curl)");
     }
-    let all = blocks(&readme());
+    let text = readme();
+    let all = blocks(&text);
+    let nodes = section_lines(&text, NODES_SECTION);
     let mut pairs = Vec::new();
     for (i, block) in all.iter().enumerate() {
-        if block.lang != "bash" || !block.body.trim_start().starts_with("curl ") {
+        // The several-nodes section's examples run against nodes of their own, below.
+        if block.lang != "bash"
+            || !block.body.trim_start().starts_with("curl ")
+            || nodes.contains(&block.line)
+        {
             continue;
         }
         let expected = all
@@ -507,44 +591,7 @@ async fn curl_examples_answer_as_shown() {
         let mut sh = Command::new("sh");
         sh.args(["-c", &localize(command, &server)]);
         let run = run(sh, None).await;
-        let context = format!(
-            "README.md line {}: {command}\n{}",
-            example.line,
-            run.describe()
-        );
-        assert!(run.status.success(), "curl failed: {context}");
-        let (want, got) = (parse_shown(&expected.body), parse_shown(&run.stdout));
-        assert_eq!(got.status_line, want.status_line, "status: {context}");
-        for (name, value) in &want.headers {
-            let actual = got.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v);
-            assert_eq!(actual, Some(value), "header {name}: {context}");
-        }
-        if is_text(&want.headers) {
-            // A text body (the Prometheus metrics): each line shown is a line of the response;
-            // "..." stands for lines left out.
-            for line in want.body.lines().filter(|l| !l.is_empty() && *l != "...") {
-                assert!(
-                    got.body.lines().any(|g| g == line),
-                    "README.md line {} shows the line {line:?}, not in the response: {context}",
-                    expected.line
-                );
-            }
-            continue;
-        }
-        let want_body: Value = serde_json::from_str(&want.body).unwrap_or_else(|e| {
-            panic!(
-                "README.md line {}: shown body is not JSON ({e})",
-                expected.line
-            )
-        });
-        let got_body: Value = serde_json::from_str(&got.body)
-            .unwrap_or_else(|e| panic!("response body is not JSON ({e}): {context}"));
-        if let Err(diff) = json_matches(&want_body, &got_body, None, "body") {
-            panic!(
-                "README.md line {} shows another body: {diff}\n{context}",
-                expected.line
-            );
-        }
+        assert_answered_as_shown(example, expected, &run);
     }
     server.shutdown().await;
 
@@ -586,6 +633,10 @@ fn expected_output(name: &str) -> &'static [&'static [&'static str]] {
             &["recovered=True replayed=2"],
             &["seq 1: {'text': 'missed 1'}"],
             &["seq 2: {'text': 'missed 2'}"],
+        ],
+        "nodes" => &[
+            &["node 2:", "'action': 'message'", "'message': {'id': 1}"],
+            &["node 1:", "'action': 'published'", "'seq': 1"],
         ],
         "javascript" => &[
             &[
@@ -700,7 +751,13 @@ fn printed_outputs_are_compared_modulo_volatile_values_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_examples_work_as_written() {
-    let examples = examples("python");
+    let text = readme();
+    let nodes = section_lines(&text, NODES_SECTION);
+    // The several-nodes example runs against nodes of its own, below.
+    let examples: Vec<(String, Block)> = examples("python")
+        .into_iter()
+        .filter(|(_, b)| !nodes.contains(&b.line))
+        .collect();
     assert!(
         examples.iter().any(|(n, _)| n == "python")
             && examples.iter().any(|(n, _)| n == "python-resume"),
@@ -933,4 +990,254 @@ async fn command_line_example_prints_as_shown() {
         run.describe()
     );
     server.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several nodes
+
+/// The ports the several-nodes section uses: Redis, node 1 and node 2. Each is replaced by a
+/// free port, so the test never reaches a Redis the machine runs on 6379.
+const README_NODE_PORTS: [u16; 3] = [6379, 8001, 8002];
+
+/// How the section runs the broker; the test runs the binary it built instead.
+const README_RUN: &str = "cargo run --release --";
+
+/// `body` with the section's ports replaced by `ports` (in the order of [`README_NODE_PORTS`];
+/// `localhost` becomes `127.0.0.1`, as in the other examples) and [`README_RUN`] by the test's
+/// binary. Fails where a README port appears in a form this does not replace.
+fn localize_nodes(body: &str, line: usize, ports: &[u16; 3]) -> String {
+    let mut out = body.replace(README_RUN, env!("CARGO_BIN_EXE_pubsub"));
+    for (readme, free) in README_NODE_PORTS.iter().zip(ports) {
+        let forms = [
+            (format!("localhost:{readme}"), format!("127.0.0.1:{free}")),
+            (format!("127.0.0.1:{readme}"), format!("127.0.0.1:{free}")),
+            (format!("--port {readme}"), format!("--port {free}")),
+        ];
+        let replaced: usize = forms
+            .iter()
+            .map(|(f, _)| body.matches(f.as_str()).count())
+            .sum();
+        assert_eq!(
+            body.matches(&readme.to_string()).count(),
+            replaced,
+            "README.md line {line}: port {readme} appears in a form the test does not replace:\n{body}"
+        );
+        for (from, to) in &forms {
+            out = out.replace(from.as_str(), to);
+        }
+    }
+    out
+}
+
+/// The section's long-running commands (Redis, the nodes) and the folder they run in: the
+/// processes are killed by pid and the folder removed when dropped, failed or not.
+struct Started {
+    dir: PathBuf,
+    processes: Vec<(String, std::process::Child)>,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        for (_, child) in self.processes.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts `command`, a localized line of the section, as `sh -c 'exec COMMAND'` in `dir`
+/// (without the test's `PUBSUB_*` variables, its output in a file there), and waits until it
+/// serves on its `--port`: a node until `/health` answers 200, Redis until it accepts.
+async fn start_and_wait(started: &mut Started, command: &str, line: usize) {
+    let dir = started.dir.clone();
+    let port: u16 = command
+        .split("--port ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("README.md line {line}: no --port in `{command}`"));
+    let log = dir.join(format!("process-{}.log", started.processes.len()));
+    let out = File::create(&log).expect("log file");
+    let err = out.try_clone().expect("log file");
+    let mut sh = Command::new("sh");
+    sh.arg("-c").arg(format!("exec {command}"));
+    for (name, _) in std::env::vars_os() {
+        if name
+            .to_str()
+            .is_some_and(|n| n.starts_with("PUBSUB_") || n == "RUST_LOG")
+        {
+            sh.env_remove(name);
+        }
+    }
+    let child = sh
+        .current_dir(&dir)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start `{command}`: {e}"));
+    started.processes.push((command.to_owned(), child));
+    let node = command.starts_with(env!("CARGO_BIN_EXE_pubsub"));
+    let read_log =
+        || String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((_, child)) = started.processes.last_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            panic!(
+                "README.md line {line}: `{command}` exited ({status}) before serving:\n{}",
+                read_log()
+            );
+        }
+        if serves(port, node).await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "README.md line {line}: `{command}` did not serve on port {port} within 30 s:\n{}",
+            read_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether something accepts on `port` (and, for a node, answers `GET /health` with 200).
+async fn serves(port: u16, node: bool) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
+    let Ok(Ok(mut stream)) = tokio::time::timeout(Duration::from_secs(2), connect).await else {
+        return false;
+    };
+    if !node {
+        return true;
+    }
+    if stream
+        .write_all(b"GET /health HTTP/1.0\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response));
+    matches!(read.await, Ok(Ok(_)))
+        && String::from_utf8_lossy(&response)
+            .lines()
+            .next()
+            .is_some_and(|status| status.split_whitespace().nth(1) == Some("200"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_nodes_section_runs_as_written() {
+    let text = readme();
+    let lines = section_lines(&text, NODES_SECTION);
+    let section: Vec<Block> = blocks(&text)
+        .into_iter()
+        .filter(|b| lines.contains(&b.line))
+        .collect();
+    assert!(
+        section.len() >= 4,
+        "the section {NODES_SECTION:?} shows its commands"
+    );
+    if redis_missing() {
+        return;
+    }
+    if !succeeds("curl", &["--version"]) {
+        return missing_tool("curl is not installed (apt-get install curl)");
+    }
+    let python = match python_with(&["websockets"]) {
+        Ok(python) => python,
+        Err(reason) => return missing_tool(&reason),
+    };
+    let ports = README_NODE_PORTS.map(|_| free_port(u16::MAX));
+    assert!(
+        ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2],
+        "{ports:?}"
+    );
+    let mut started = Started {
+        dir: scratch_dir(),
+        processes: Vec::new(),
+    };
+    // What ran, as the README writes it: the long-running commands, and the clients.
+    let mut servers: Vec<&str> = Vec::new();
+    let mut clients = String::new();
+    let mut at = 0;
+    while let Some(block) = section.get(at) {
+        let body = localize_nodes(&block.body, block.line, &ports);
+        let starts_with_curl = block.body.trim_start().starts_with("curl ");
+        match block.lang.as_str() {
+            "bash" if starts_with_curl => {
+                let expected = section
+                    .get(at + 1)
+                    .filter(|b| b.lang == "http")
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "the curl example at README.md line {} has no ```http block after it",
+                            block.line
+                        )
+                    });
+                let command = body.trim();
+                assert_eq!(command.lines().count(), 1, "one curl command per block");
+                let mut sh = Command::new("sh");
+                sh.args(["-c", command]);
+                let run = run(sh, None).await;
+                assert_answered_as_shown(block, expected, &run);
+                clients.push_str(&block.body);
+                at += 2;
+            }
+            "bash" => {
+                // One long-running command a line: Redis, then the nodes.
+                for readme_line in block.body.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                    servers.push(readme_line);
+                    let command = localize_nodes(readme_line, block.line, &ports);
+                    let command = match std::env::var("PUBSUB_REDIS_SERVER") {
+                        Ok(server) if command.starts_with("redis-server ") => {
+                            command.replacen("redis-server", &server, 1)
+                        }
+                        _ => command,
+                    };
+                    start_and_wait(&mut started, &command, block.line).await;
+                }
+                at += 1;
+            }
+            "python" if block.example_name().is_some() => {
+                let name = block.example_name().unwrap_or_default();
+                let run = run(python.command("python3"), Some(("example.py", &body))).await;
+                // Compared with the ```text block right after it.
+                assert_output(name, &run);
+                clients.push_str(&block.body);
+                at += 2;
+            }
+            other => panic!(
+                "README.md line {}: the section {NODES_SECTION:?} has a ```{other} block that \
+                 the test does not run",
+                block.line
+            ),
+        }
+    }
+    let count = |start: &str| servers.iter().filter(|s| s.starts_with(start)).count();
+    assert_eq!(
+        (servers.len(), count("redis-server "), count(README_RUN)),
+        (3, 1, 2),
+        "the section starts one Redis and two nodes: {servers:?}"
+    );
+    for node in ["localhost:8001", "localhost:8002"] {
+        assert!(
+            clients.contains(node),
+            "no client of the section talks to {node}"
+        );
+    }
+    // The two nodes are one deployment: each lists both.
+    for port in &ports[1..] {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], *port));
+        let stats = common::http_request(addr, "GET", "/stats", &[], b"")
+            .await
+            .json();
+        assert_eq!(stats["engine"], "redis", "{stats}");
+        assert_eq!(stats["nodes"].as_array().map(Vec::len), Some(2), "{stats}");
+    }
+    drop(started);
 }

@@ -25,12 +25,14 @@ use std::time::{Duration, Instant};
 
 /// The packages the Python-based tests need: the README's examples (`websockets`), the
 /// generated client (`openapi-python-client`, and `python-dateutil`, which the generated code
-/// imports), and `tests/schemathesis.rs` (the same range `.ci/run` installs).
-pub const PYTHON_PACKAGES: [&str; 4] = [
+/// imports), `tests/schemathesis.rs` (the same range `.ci/run` installs), and
+/// `tests/compose.rs` (`pyyaml`, to read `compose.yaml`).
+pub const PYTHON_PACKAGES: [&str; 5] = [
     "websockets",
     "openapi-python-client",
     "python-dateutil",
     "schemathesis>=4.32,<5",
+    "pyyaml",
 ];
 
 /// The most `npm ci` or the venv's `pip install` may take.
@@ -375,7 +377,7 @@ fn venv_python() -> Python {
 /// not import, or schemathesis does not run.
 fn venv_missing() -> Option<String> {
     let venv = venv_python();
-    if !venv.imports(&["websockets", "openapi_python_client", "dateutil"]) {
+    if !venv.imports(&["websockets", "openapi_python_client", "dateutil", "yaml"]) {
         return Some(format!(
             "the test venv {} lacks a package",
             venv_dir().display()
