@@ -34,7 +34,7 @@ pub use engine::redis::RedisConfig;
 pub use engine::redis::RedisTarget;
 pub use info::{HistoryPage, NodeInfo, Subscribed, TopicInfo};
 pub use name::{MAX_TOPIC_NAME_LEN, validate_topic_name};
-pub use outbox::{Close, Delivery, OutFrame, Outbox, SlowConsumerPolicy};
+pub use outbox::{Close, Delivery, FrameKind, OutFrame, Outbox, SlowConsumerPolicy};
 pub use stats::{CounterSnapshot, LATENCY_BOUNDS_NANOS, LatencySnapshot};
 
 use crate::protocol::ErrorCode;

@@ -87,6 +87,26 @@ impl Close {
     pub const LINGER: Duration = Duration::from_secs(30);
 }
 
+/// What a queued frame is, for the writer and the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// A delivered `message` frame, live or replayed (counted in `messages_delivered` once
+    /// written).
+    Message,
+    /// Any other text frame: a reply to a request, an ack, a notice.
+    Reply,
+    /// A WebSocket ping (the frame is empty), sent to check the client is still there.
+    Ping,
+}
+
+/// Whether a frame counts against the limit the slow-consumer policy enforces: only live
+/// messages do, never what a client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Live {
+    Yes,
+    No,
+}
+
 /// One frame waiting to be written.
 #[derive(Debug, Clone)]
 pub struct OutFrame {
@@ -94,21 +114,16 @@ pub struct OutFrame {
     pub frame: Frame,
     /// The frame's length, kept for accounting after the writer has taken the frame.
     len: usize,
-    /// A delivered `message` frame (counted in `messages_delivered` once written).
-    pub is_message: bool,
-    /// A WebSocket ping (the frame is empty), sent to check the client is still there.
-    pub is_ping: bool,
-    /// A live message, counted against the limit the slow-consumer policy enforces.
-    live: bool,
+    pub kind: FrameKind,
+    live: Live,
 }
 
 impl OutFrame {
-    fn text(frame: Frame, is_message: bool, live: bool) -> Self {
+    fn text(frame: Frame, kind: FrameKind, live: Live) -> Self {
         OutFrame {
             len: frame.len(),
             frame,
-            is_message,
-            is_ping: false,
+            kind,
             live,
         }
     }
@@ -140,7 +155,7 @@ impl State {
     /// Stops counting a frame that was written or discarded.
     fn release(&mut self, frame: &OutFrame) {
         self.bytes = self.bytes.saturating_sub(frame.len);
-        if frame.live {
+        if frame.live == Live::Yes {
             self.live_bytes = self.live_bytes.saturating_sub(frame.len);
         }
     }
@@ -218,17 +233,20 @@ impl Outbox {
         }
         // The gap notice goes ahead of the first message after the gap.
         self.flush_lagged_locked(&mut st);
-        self.enqueue_locked(&mut st, OutFrame::text(frame.clone(), true, true));
+        self.enqueue_locked(
+            &mut st,
+            OutFrame::text(frame.clone(), FrameKind::Message, Live::Yes),
+        );
         Delivery::Queued
     }
 
     /// Queues a reply, a notice, or a replayed message. These answer the client's own requests
     /// (which the reader stops taking while the queue is over its limit, see [`Outbox::room`]),
     /// so they are never dropped and never count as slowness.
-    pub fn push(&self, frame: Frame, is_message: bool) {
+    pub fn push(&self, frame: Frame, kind: FrameKind) {
         let mut st = lock(&self.state);
         if st.close.is_none() {
-            self.enqueue_locked(&mut st, OutFrame::text(frame, is_message, false));
+            self.enqueue_locked(&mut st, OutFrame::text(frame, kind, Live::No));
         }
     }
 
@@ -237,13 +255,8 @@ impl Outbox {
     pub fn push_ping(&self) {
         let mut st = lock(&self.state);
         if st.close.is_none() {
-            st.frames.push_front(OutFrame {
-                frame: Frame::default(),
-                len: 0,
-                is_message: false,
-                is_ping: true,
-                live: false,
-            });
+            let ping = OutFrame::text(Frame::default(), FrameKind::Ping, Live::No);
+            st.frames.push_front(ping);
             self.ready.notify_one();
         }
     }
@@ -315,7 +328,10 @@ impl Outbox {
 
     /// The writer wrote a batch: release its bytes and count its messages as delivered.
     pub fn written(&self, batch: &[OutFrame]) {
-        let messages = batch.iter().filter(|f| f.is_message).count() as u64;
+        let messages = batch
+            .iter()
+            .filter(|f| f.kind == FrameKind::Message)
+            .count() as u64;
         self.counters.delivered(messages);
         let mut st = lock(&self.state);
         let was_over = st.bytes > self.limit;
@@ -333,7 +349,7 @@ impl Outbox {
 
     fn enqueue_locked(&self, st: &mut State, frame: OutFrame) {
         st.bytes += frame.len;
-        if frame.live {
+        if frame.live == Live::Yes {
             st.live_bytes += frame.len;
         }
         st.frames.push_back(frame);
@@ -354,7 +370,7 @@ impl Outbox {
                 topic: &topic,
                 dropped,
             });
-            self.enqueue_locked(st, OutFrame::text(notice, false, false));
+            self.enqueue_locked(st, OutFrame::text(notice, FrameKind::Reply, Live::No));
         }
     }
 
@@ -418,7 +434,7 @@ mod tests {
             batch[0].frame.as_str(),
             r#"{"action":"lagged","topic":"t","dropped":2}"#
         );
-        assert!(!batch[0].is_message);
+        assert_eq!(batch[0].kind, FrameKind::Reply);
     }
 
     #[tokio::test]
@@ -439,7 +455,7 @@ mod tests {
         let topic: Arc<str> = Arc::from("t");
         // A replay three times the limit, then live messages up to the limit: all queued.
         for _ in 0..3 {
-            out.push(frame(100), true);
+            out.push(frame(100), FrameKind::Message);
         }
         assert_eq!(out.push_message(&frame(100), &topic), Delivery::Queued);
         assert_eq!(counters.snapshot().slow_consumers_disconnected, 0);
@@ -457,9 +473,9 @@ mod tests {
     #[tokio::test]
     async fn graceful_close_writes_queued_frames_first() {
         let (out, _) = outbox(100, SlowConsumerPolicy::Disconnect);
-        out.push(frame(5), false);
+        out.push(frame(5), FrameKind::Reply);
         out.close(Close::GOING_AWAY);
-        out.push(frame(5), false);
+        out.push(frame(5), FrameKind::Reply);
         let mut batch = Vec::new();
         out.next_batch(&mut batch).await.unwrap();
         assert_eq!(batch.len(), 1);

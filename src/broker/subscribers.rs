@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::outbox::{Delivery, Outbox};
+use super::outbox::{Delivery, FrameKind, Outbox};
 use crate::protocol::{Frame, ServerFrame, encode_server_frame};
 
 struct Subscriber {
@@ -75,7 +75,7 @@ impl Subscribers {
     /// Queues `frame` (a notice, not a message) for every subscriber.
     pub fn notify(&self, frame: &Frame) {
         for s in &self.list {
-            s.outbox.push(frame.clone(), false);
+            s.outbox.push(frame.clone(), FrameKind::Reply);
         }
     }
 

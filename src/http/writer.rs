@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
 
 use super::upgrade::Socket;
-use crate::broker::{Close, OutFrame, Outbox};
+use crate::broker::{Close, FrameKind, OutFrame, Outbox};
 
 /// Writes batches until the outbox closes, then the close frame. A slow-consumer close
 /// abandons a write the client is not reading; whatever happens, a close completes within its
@@ -57,7 +57,7 @@ async fn write_batch(
     batch: &mut [OutFrame],
 ) -> Result<(), WsError> {
     for frame in batch {
-        let message = if frame.is_ping {
+        let message = if frame.kind == FrameKind::Ping {
             Message::Ping(Default::default())
         } else {
             Message::Text(std::mem::take(&mut frame.frame))

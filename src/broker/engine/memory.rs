@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{AckBuilder, Engine, LocalFigures, Published, Subscriber, Subscription};
 use crate::broker::info::{HistoryPage, NodeInfo, Subscribed, TopicInfo};
+use crate::broker::outbox::FrameKind;
 use crate::broker::subscribers::Subscribers;
 use crate::broker::{BrokerConfig, BrokerError, NodeGauges, lock, new_epoch, validate_topic_name};
 use crate::protocol::{MessageFrame, Replay, encode_message_frame, format_timestamp};
@@ -289,10 +290,10 @@ impl Topic {
                 last_seq: st.last_seq,
                 recovered,
             }),
-            false,
+            FrameKind::Reply,
         );
         for publication in st.history.iter().skip(skip) {
-            outbox.push(publication.frame.clone(), true);
+            outbox.push(publication.frame.clone(), FrameKind::Message);
         }
         Ok(())
     }

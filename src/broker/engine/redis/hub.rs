@@ -17,6 +17,7 @@ use tokio::sync::{OnceCell, mpsc, watch};
 use crate::broker::engine::{AckBuilder, Subscriber, Subscription};
 use crate::broker::info::Subscribed;
 use crate::broker::lock;
+use crate::broker::outbox::FrameKind;
 use crate::broker::subscribers::Subscribers;
 use crate::protocol::{Frame, ServerFrame, encode_server_frame};
 
@@ -189,10 +190,10 @@ impl HubTopic {
                 last_seq: snapshot.last_seq,
                 recovered: snapshot.recovered,
             }),
-            false,
+            FrameKind::Reply,
         );
         for frame in snapshot.replay.iter().chain(&catch_up) {
-            outbox.push(frame.clone(), true);
+            outbox.push(frame.clone(), FrameKind::Message);
         }
         let after = snapshot.last_seq.max(delivered);
         st.subscribers.add(subscriber.client, outbox, after);
