@@ -13,8 +13,11 @@
 mod client;
 pub mod engine;
 mod info;
+#[cfg(test)]
+mod log_probe;
 mod name;
 mod outbox;
+mod policy_log;
 mod stats;
 mod subscribers;
 

@@ -258,3 +258,49 @@ async fn close_all_closes_current_and_later_clients() {
         );
     }
 }
+
+/// Everything queued for `client` until nothing more comes, as JSON.
+async fn drain_all(client: &Client) -> Vec<Value> {
+    let mut frames = Vec::new();
+    let quiet = std::time::Duration::from_millis(20);
+    while let Ok(more) = tokio::time::timeout(quiet, drain(client)).await {
+        if more.is_empty() {
+            break;
+        }
+        frames.extend(more);
+    }
+    frames
+}
+
+#[tokio::test]
+async fn a_pending_lagged_notice_comes_before_a_later_subscribes_ack_and_replay() {
+    let b = Broker::new(BrokerConfig {
+        history_size: 10,
+        queue_bytes: 200,
+        slow_consumer: SlowConsumerPolicy::Drop,
+        ..BrokerConfig::default()
+    });
+    b.create_topic("t").await.unwrap();
+    let mut c = b.connect().expect("room for a connection");
+    c.subscribe("t", &Replay::None, ack).await.unwrap();
+    // Each message frame is about 130 bytes: the first fills the queue, the next 4 are dropped.
+    let text = format!("\"{}\"", "x".repeat(40));
+    for _ in 0..5 {
+        b.publish("t", &json(&text)).await.unwrap();
+    }
+    c.subscribe("t", &Replay::Last(2), ack).await.unwrap();
+    let frames = drain_all(&c).await;
+    let shown: Vec<String> = frames
+        .iter()
+        .map(|f| match f["action"].as_str() {
+            Some("message") => format!("m{}", f["seq"]),
+            Some(action) => format!("{action} {}", f["dropped"]),
+            None => format!("ack {}", f["replayed"]),
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        ["ack 0", "m1", "lagged 4", "ack 2", "m4", "m5"],
+        "the gap is told before the replay that follows it"
+    );
+}

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use super::{AckBuilder, Engine, LocalFigures, Published, Subscriber, Subscription};
 use crate::broker::info::{HistoryPage, NodeInfo, Subscribed, TopicInfo};
 use crate::broker::outbox::FrameKind;
+use crate::broker::policy_log::PolicyLog;
 use crate::broker::subscribers::Subscribers;
 use crate::broker::{BrokerConfig, BrokerError, NodeGauges, lock, new_epoch, validate_topic_name};
 use crate::protocol::{MessageFrame, Replay, encode_message_frame, format_timestamp};
@@ -74,6 +75,7 @@ impl MemoryEngine {
         self.check_room_for_topic(&topics)?;
         let topic = self.new_topic(name);
         topics.insert(topic.name.clone(), topic.clone());
+        drop(topics);
         tracing::info!(topic = name, "topic created on first use");
         Ok(topic)
     }
@@ -119,6 +121,7 @@ impl MemoryEngine {
         let topic = self.new_topic(name);
         let info = topic.info();
         topics.insert(topic.name.clone(), topic);
+        drop(topics);
         tracing::info!(topic = name, "topic created");
         Ok(info)
     }
@@ -240,6 +243,7 @@ impl Topic {
 
     /// Assigns the next seq, keeps the message in history and offers it to every subscriber.
     fn publish(&self, message: &str) -> Result<Published, Deleted> {
+        let mut log = PolicyLog::default();
         let mut st = lock(&self.state);
         if st.deleted {
             return Err(Deleted);
@@ -253,13 +257,16 @@ impl Topic {
             message,
             &published_at,
         ));
-        st.subscribers.fan_out(&publication.frame, seq, &self.name);
+        st.subscribers
+            .fan_out(&publication.frame, seq, &self.name, &mut log);
         if self.history_size > 0 {
             if st.history.len() == self.history_size {
                 st.history.pop_front();
             }
             st.history.push_back(publication);
         }
+        drop(st);
+        log.write();
         Ok(Published {
             seq,
             epoch: self.epoch.clone(),
@@ -274,6 +281,7 @@ impl Topic {
         replay: &Replay<'_>,
         ack: AckBuilder<'_>,
     ) -> Result<(), Deleted> {
+        let mut log = PolicyLog::default();
         let mut st = lock(&self.state);
         if st.deleted {
             return Err(Deleted);
@@ -281,29 +289,33 @@ impl Topic {
         let (skip, recovered) = replay_start(&self.epoch, st.last_seq, st.history.len(), replay);
         let replayed = st.history.len() - skip;
         st.subscribers.add(subscriber.client, subscriber.outbox, 0);
-        let outbox = subscriber.outbox;
-        outbox.push(
-            ack(&Subscribed {
-                topic: &self.name,
-                epoch: &self.epoch,
-                replayed,
-                last_seq: st.last_seq,
-                recovered,
-            }),
-            FrameKind::Reply,
-        );
-        for publication in st.history.iter().skip(skip) {
-            outbox.push(publication.frame.clone(), FrameKind::Message);
-        }
+        let ack = ack(&Subscribed {
+            topic: &self.name,
+            epoch: &self.epoch,
+            replayed,
+            last_seq: st.last_seq,
+            recovered,
+        });
+        let replay = st.history.iter().skip(skip);
+        let frames = std::iter::once((ack, FrameKind::Reply))
+            .chain(replay.map(|p| (p.frame.clone(), FrameKind::Message)));
+        subscriber
+            .outbox
+            .push_topic_frames(&self.name, frames, &mut log);
+        drop(st);
+        log.write();
         Ok(())
     }
 
     /// Marks the topic deleted, tells every subscriber and lets go of them and of history.
     fn delete(&self) {
+        let mut log = PolicyLog::default();
         let mut st = lock(&self.state);
         st.deleted = true;
-        st.subscribers.delete(&self.name);
+        st.subscribers.delete(&self.name, &mut log);
         st.history.clear();
+        drop(st);
+        log.write();
     }
 
     fn info(&self) -> TopicInfo {
@@ -366,6 +378,42 @@ pub fn replay_start(
             let missed = seq + 1 < oldest_held;
             let skip = (seq + 1).saturating_sub(oldest_held) as usize;
             (skip, Some(!missed))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::SlowConsumerPolicy;
+    use crate::broker::log_probe::probe_logs;
+    use crate::broker::outbox::Outbox;
+    use crate::protocol::Frame;
+
+    #[test]
+    fn slow_consumer_lines_are_logged_after_the_topic_and_outbox_locks_are_released() {
+        for policy in [SlowConsumerPolicy::Drop, SlowConsumerPolicy::Disconnect] {
+            let topic = Arc::new(Topic::new(Arc::from("t"), Arc::from("e"), 10));
+            let outbox = Arc::new(Outbox::new(1, 200, policy, Arc::default()));
+            let (t, o) = (topic.clone(), outbox.clone());
+            let (_guard, logs) = probe_logs(move || t.state.try_lock().is_ok() && !o.is_locked());
+            let subscriber = Subscriber {
+                client: 1,
+                outbox: &outbox,
+            };
+            let mut ack = |_: &Subscribed<'_>| Frame::from("ack");
+            topic
+                .subscribe(subscriber, &Replay::None, &mut ack)
+                .unwrap();
+            let message = format!("\"{}\"", "x".repeat(100));
+            for _ in 0..3 {
+                topic.publish(&message).unwrap();
+            }
+            topic
+                .subscribe(subscriber, &Replay::None, &mut ack)
+                .unwrap();
+            assert!(logs.lines() >= 1, "{policy:?}: a slow-consumer line");
+            assert_eq!(logs.failed(), 0, "{policy:?}: lines logged under a lock");
         }
     }
 }
