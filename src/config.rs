@@ -34,6 +34,19 @@ pub struct Config {
     #[arg(long, env = "PUBSUB_HISTORY_SIZE", default_value_t = 100)]
     pub history_size: usize,
 
+    /// Bytes of history one topic may hold: each message's frame plus 128 bytes of
+    /// bookkeeping. Past it the topic's oldest messages go. Must hold one largest message.
+    #[arg(long, env = "PUBSUB_HISTORY_BYTES_PER_TOPIC", default_value_t = 8 * 1024 * 1024,
+          value_parser = positive)]
+    pub history_bytes_per_topic: usize,
+
+    /// Bytes of history all topics together may hold (memory engine). Past it the oldest
+    /// messages go: first those of the topic being published to, down to its fair share, then
+    /// those of the topics holding the most.
+    #[arg(long, env = "PUBSUB_HISTORY_BYTES_TOTAL", default_value_t = 256 * 1024 * 1024,
+          value_parser = positive)]
+    pub history_bytes_total: usize,
+
     /// Largest message accepted, in bytes of its JSON text.
     #[arg(long, env = "PUBSUB_MAX_MESSAGE_BYTES", default_value_t = 65536, value_parser = positive)]
     pub max_message_bytes: usize,
@@ -218,6 +231,19 @@ impl Config {
             }
         }
         let needed = self.max_message_bytes + ENVELOPE_BYTES;
+        if self.history_bytes_per_topic < needed {
+            return Err(format!(
+                "--history-bytes-per-topic ({}) must hold one largest message \
+                 (--max-message-bytes {} plus {ENVELOPE_BYTES} for the envelope): at least {needed}",
+                self.history_bytes_per_topic, self.max_message_bytes
+            ));
+        }
+        if self.history_bytes_total < self.history_bytes_per_topic {
+            return Err(format!(
+                "--history-bytes-total ({}) must be at least --history-bytes-per-topic ({})",
+                self.history_bytes_total, self.history_bytes_per_topic
+            ));
+        }
         if self.subscriber_queue_bytes < needed {
             return Err(format!(
                 "--subscriber-queue-bytes ({}) must hold one largest message \
@@ -231,6 +257,8 @@ impl Config {
     pub fn broker_config(&self) -> BrokerConfig {
         BrokerConfig {
             history_size: self.history_size,
+            history_bytes_per_topic: self.history_bytes_per_topic,
+            history_bytes_total: self.history_bytes_total,
             max_message_bytes: self.max_message_bytes,
             queue_bytes: self.subscriber_queue_bytes,
             slow_consumer: match self.slow_consumer {

@@ -566,6 +566,74 @@ fn max_json_depth_accepts_2_to_128_only() {
     }
 }
 
+// --history-bytes-per-topic and --history-bytes-total
+
+#[tokio::test]
+async fn history_stays_within_its_byte_budgets_under_a_flood() {
+    // The total and its figure are the memory engine's (Redis has its own maxmemory).
+    let server = TestServer::with_args(&[
+        "--engine",
+        "memory",
+        "--max-message-bytes",
+        "1000",
+        "--history-bytes-per-topic",
+        "5200",
+        "--history-bytes-total",
+        "12000",
+    ])
+    .await;
+    // Each message's frame is about 1090 bytes and counts for about 1220: four fit in a
+    // topic's 5200, nine or so in the 12000 of all topics.
+    let message = json!({"message": "x".repeat(998)});
+    let topics = ["a", "b", "c", "d"];
+    for name in topics {
+        server.create_topic(name).await;
+        for _ in 0..8 {
+            let r = server
+                .post_json(&format!("/topics/{name}/messages"), &message)
+                .await;
+            assert_eq!(r.status, 201, "history is a cache: publishing never fails");
+        }
+    }
+    let stats = server.stats().await;
+    let held = stats["history_bytes"]
+        .as_u64()
+        .expect("a history_bytes figure");
+    assert!((9000..=12000).contains(&held), "{stats}");
+    for name in topics {
+        let page = server.get(&format!("/topics/{name}/messages")).await.json();
+        let seqs: Vec<u64> = page["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .filter_map(|m| m["seq"].as_u64())
+            .collect();
+        // Every topic keeps at least its share (12000 / 4, two messages), newest last.
+        assert!(seqs.len() >= 2, "{name}: {seqs:?}");
+        let newest: Vec<u64> = (9 - seqs.len() as u64..=8).collect();
+        assert_eq!(seqs, newest, "{name}: consecutive, ending at the last seq");
+    }
+    let mut c = server.ws().await;
+    let ack = c
+        .request(json!({"action": "subscribe", "topic": "a", "since_seq": 1}))
+        .await;
+    assert_eq!(ack["recovered"], false, "seq 2 is no longer held: {ack}");
+    let metrics = server.get("/metrics").await.text();
+    assert!(
+        metrics.contains(&format!("\npubsub_history_bytes {held}\n")),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn history_bytes_per_topic_must_hold_a_largest_message_and_fit_in_the_total() {
+    let small = config(&["--history-bytes-per-topic", "69631"]).expect_err("too small");
+    assert!(small.contains("--history-bytes-per-topic"), "{small}");
+    config(&["--history-bytes-per-topic", "69632"]).expect("65536 + 4096 fits");
+    let over = config(&["--history-bytes-total", "4000000"]).expect_err("below per topic");
+    assert!(over.contains("--history-bytes-total"), "{over}");
+}
+
 // --publish-rate and --publish-burst
 
 fn publish_frame(topic: &str, n: u64) -> String {

@@ -207,6 +207,8 @@ async fn help_documents_every_flag_its_environment_variable_and_rust_log() {
         "host",
         "port",
         "history-size",
+        "history-bytes-per-topic",
+        "history-bytes-total",
         "max-message-bytes",
         "max-frame-bytes",
         "subscriber-queue-bytes",

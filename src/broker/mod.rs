@@ -51,6 +51,10 @@ use stats::Counters;
 pub struct BrokerConfig {
     /// Messages kept per topic for replay; 0 keeps none.
     pub history_size: usize,
+    /// Bytes of history one topic may keep (see [`engine::memory`] for what counts).
+    pub history_bytes_per_topic: usize,
+    /// Bytes of history all topics together may keep (the memory engine).
+    pub history_bytes_total: usize,
     /// The largest message accepted, in bytes of JSON text.
     pub max_message_bytes: usize,
     /// Each connection's outbound queue limit, in bytes.
@@ -70,6 +74,8 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             history_size: 100,
+            history_bytes_per_topic: 8 * 1024 * 1024,
+            history_bytes_total: 256 * 1024 * 1024,
             max_message_bytes: 64 * 1024,
             queue_bytes: 1024 * 1024,
             slow_consumer: SlowConsumerPolicy::Disconnect,
@@ -168,6 +174,8 @@ pub struct BrokerStats {
     pub subscriptions: u64,
     /// This node's counters.
     pub counters: CounterSnapshot,
+    /// Bytes held by every topic's history, when this node holds it (the memory engine).
+    pub history_bytes: Option<u64>,
     pub uptime_seconds: u64,
     /// Every live node, this one included.
     pub nodes: Vec<NodeInfo>,
@@ -183,6 +191,8 @@ pub struct LocalStats {
     pub subscriptions: u64,
     /// Topics that exist, when this node holds them all (the memory engine).
     pub topics: Option<u64>,
+    /// Bytes held by every topic's history, when this node holds it (the memory engine).
+    pub history_bytes: Option<u64>,
     pub counters: CounterSnapshot,
 }
 
@@ -389,6 +399,7 @@ impl Broker {
             topics,
             connections: self.connections(),
             counters: self.shared.counters.snapshot(),
+            history_bytes: with_engine!(self, e => e.history_bytes()),
             uptime_seconds: self.uptime_seconds(),
             nodes,
             node_id: self.node_id().to_owned(),
@@ -402,6 +413,7 @@ impl Broker {
             connections: self.connections(),
             subscriptions: local.subscriptions,
             topics: local.topics,
+            history_bytes: with_engine!(self, e => e.history_bytes()),
             counters: self.shared.counters.snapshot(),
         }
     }

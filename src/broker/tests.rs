@@ -304,3 +304,61 @@ async fn a_pending_lagged_notice_comes_before_a_later_subscribes_ack_and_replay(
         "the gap is told before the replay that follows it"
     );
 }
+
+#[tokio::test]
+async fn history_keeps_within_its_byte_budgets_and_a_newcomer_takes_its_share() {
+    let b = Broker::new(BrokerConfig {
+        history_size: 100,
+        max_message_bytes: 1000,
+        history_bytes_per_topic: 4000,
+        history_bytes_total: 5000,
+        ..BrokerConfig::default()
+    });
+    // Each message's frame is about 650 bytes, so it counts for about 780.
+    let text = format!("\"{}\"", "x".repeat(548));
+    b.create_topic("a").await.unwrap();
+    b.create_topic("b").await.unwrap();
+    for _ in 0..5 {
+        b.publish("a", &json(&text)).await.unwrap();
+    }
+    let held = |page: &HistoryPage| -> Vec<u64> { page.messages.iter().map(|m| m.seq).collect() };
+    assert_eq!(
+        held(&b.history("a", 0, 100).await.unwrap()),
+        [1, 2, 3, 4, 5]
+    );
+    // b is under its fair share (2500) and takes room from a; then trims itself at its share.
+    for _ in 0..4 {
+        b.publish("b", &json(&text)).await.unwrap();
+    }
+    let (a, bb) = (
+        b.history("a", 0, 100).await.unwrap(),
+        b.history("b", 0, 100).await.unwrap(),
+    );
+    assert_eq!(held(&a), [3, 4, 5], "a gave up its two oldest");
+    assert_eq!(held(&bb), [2, 3, 4], "b trimmed itself once at its share");
+    let counted: usize = [&a, &bb]
+        .iter()
+        .flat_map(|page| &page.messages)
+        .map(|m| m.frame.len() + 128)
+        .sum();
+    let stats = b.stats().await.unwrap();
+    assert_eq!(stats.history_bytes, Some(counted as u64));
+    assert!(counted <= 5000, "{counted}");
+
+    // A resume from before what a holds now is not recovered; from just before it, it is.
+    let mut c = b.connect().expect("room for a connection");
+    for (since, recovered) in [(1, false), (2, true)] {
+        let replay = Replay::After {
+            seq: since,
+            epoch: None,
+        };
+        c.subscribe("a", &replay, ack).await.unwrap();
+        let frames = drain(&c).await;
+        assert_eq!(frames[0]["recovered"], recovered, "since {since}");
+        assert_eq!(frames[0]["replayed"], 3, "since {since}");
+    }
+
+    b.delete_topic("a").await.unwrap();
+    b.delete_topic("b").await.unwrap();
+    assert_eq!(b.stats().await.unwrap().history_bytes, Some(0));
+}

@@ -5,10 +5,15 @@
 //! under that lock, and a subscribe registers and queues its ack and replay under the same
 //! lock: that is what makes "ack, then replay, then live, no gap, no duplicate" hold while
 //! publishers are busy. Nothing under a lock waits: pushing to an outbox never blocks.
+//!
+//! History is bounded in messages and bytes, per topic and in total ([`history`]).
 
-use std::collections::{HashMap, VecDeque};
+mod history;
+
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{AckBuilder, Engine, LocalFigures, Published, Subscriber, Subscription};
@@ -18,16 +23,19 @@ use crate::broker::policy_log::PolicyLog;
 use crate::broker::subscribers::Subscribers;
 use crate::broker::{BrokerConfig, BrokerError, NodeGauges, lock, new_epoch, validate_topic_name};
 use crate::protocol::{MessageFrame, Replay, encode_message_frame, format_timestamp};
+use history::{Budget, History};
 
 pub struct MemoryEngine {
     config: BrokerConfig,
     topics: RwLock<HashMap<Arc<str>, Arc<Topic>>>,
+    budget: Budget,
     gauges: Arc<NodeGauges>,
 }
 
 impl MemoryEngine {
     pub fn new(config: BrokerConfig, gauges: Arc<NodeGauges>) -> Self {
         MemoryEngine {
+            budget: Budget::new(config.history_bytes_per_topic, config.history_bytes_total),
             config,
             topics: RwLock::default(),
             gauges,
@@ -132,9 +140,26 @@ impl MemoryEngine {
             .write_topics()
             .remove(name)
             .ok_or_else(|| BrokerError::TopicNotFound(name.to_owned()))?;
-        topic.delete();
+        topic.delete(&self.budget);
         tracing::info!(topic = name, "topic deleted");
         Ok(())
+    }
+
+    /// Trims the oldest messages of the topics holding the most (other than `publisher`, which
+    /// trimmed itself to its share), while history as a whole is over its budget.
+    fn trim_largest(&self, publisher: &Arc<Topic>) {
+        while self.budget.over() {
+            let largest = self
+                .read_topics()
+                .values()
+                .filter(|t| !Arc::ptr_eq(t, publisher) && t.history_bytes() > 0)
+                .max_by_key(|t| t.history_bytes())
+                .cloned();
+            match largest {
+                Some(topic) => topic.trim_while_over(&self.budget),
+                None => return,
+            }
+        }
     }
 
     fn topics_now(&self) -> Vec<TopicInfo> {
@@ -163,7 +188,13 @@ impl Engine for MemoryEngine {
     }
 
     async fn publish(&self, name: &str, message: &str) -> Result<Published, BrokerError> {
-        self.with_topic(name, |topic| topic.publish(message))
+        self.with_topic(name, |topic| {
+            let published = topic.publish(message, &self.budget)?;
+            if self.budget.over() {
+                self.trim_largest(topic);
+            }
+            Ok(published)
+        })
     }
 
     async fn history(
@@ -205,6 +236,10 @@ impl Engine for MemoryEngine {
             topics: Some(topics.len() as u64),
         }
     }
+
+    fn history_bytes(&self) -> Option<u64> {
+        Some(self.budget.held() as u64)
+    }
 }
 
 /// The topic was deleted between looking it up and locking it.
@@ -217,6 +252,8 @@ struct Topic {
     name_json: String,
     epoch: Arc<str>,
     history_size: usize,
+    /// What its history holds, in bytes, readable without the lock (to find the largest).
+    history_bytes: AtomicUsize,
     state: Mutex<TopicState>,
 }
 
@@ -224,7 +261,7 @@ struct Topic {
 struct TopicState {
     last_seq: u64,
     /// The newest messages, oldest first; seqs are consecutive and end at `last_seq`.
-    history: VecDeque<Arc<MessageFrame>>,
+    history: History,
     subscribers: Subscribers,
     deleted: bool,
 }
@@ -237,12 +274,17 @@ impl Topic {
             name_json,
             epoch,
             history_size,
+            history_bytes: AtomicUsize::new(0),
             state: Mutex::new(TopicState::default()),
         }
     }
 
+    fn history_bytes(&self) -> usize {
+        self.history_bytes.load(Relaxed)
+    }
+
     /// Assigns the next seq, keeps the message in history and offers it to every subscriber.
-    fn publish(&self, message: &str) -> Result<Published, Deleted> {
+    fn publish(&self, message: &str, budget: &Budget) -> Result<Published, Deleted> {
         let mut log = PolicyLog::default();
         let mut st = lock(&self.state);
         if st.deleted {
@@ -260,10 +302,8 @@ impl Topic {
         st.subscribers
             .fan_out(&publication.frame, seq, &self.name, &mut log);
         if self.history_size > 0 {
-            if st.history.len() == self.history_size {
-                st.history.pop_front();
-            }
-            st.history.push_back(publication);
+            st.history.push(publication, self.history_size, budget);
+            self.history_bytes.store(st.history.bytes(), Relaxed);
         }
         drop(st);
         log.write();
@@ -308,14 +348,22 @@ impl Topic {
     }
 
     /// Marks the topic deleted, tells every subscriber and lets go of them and of history.
-    fn delete(&self) {
+    fn delete(&self, budget: &Budget) {
         let mut log = PolicyLog::default();
         let mut st = lock(&self.state);
         st.deleted = true;
         st.subscribers.delete(&self.name, &mut log);
-        st.history.clear();
+        st.history.clear(budget);
+        self.history_bytes.store(0, Relaxed);
         drop(st);
         log.write();
+    }
+
+    /// Drops the oldest messages while history as a whole is over its budget.
+    fn trim_while_over(&self, budget: &Budget) {
+        let mut st = lock(&self.state);
+        while budget.over() && st.history.pop_oldest(budget) {}
+        self.history_bytes.store(st.history.bytes(), Relaxed);
     }
 
     fn info(&self) -> TopicInfo {
@@ -406,8 +454,9 @@ mod tests {
                 .subscribe(subscriber, &Replay::None, &mut ack)
                 .unwrap();
             let message = format!("\"{}\"", "x".repeat(100));
+            let budget = Budget::new(1 << 20, 1 << 20);
             for _ in 0..3 {
-                topic.publish(&message).unwrap();
+                topic.publish(&message, &budget).unwrap();
             }
             topic
                 .subscribe(subscriber, &Replay::None, &mut ack)
