@@ -94,6 +94,18 @@ pub struct Config {
     #[arg(long, env = "PUBSUB_PUBLISH_BURST", value_parser = positive, requires = "publish_rate")]
     pub publish_burst: Option<usize>,
 
+    /// REST publishes per second each client address may make (a token bucket; an IPv6 client
+    /// counts by its /64); over it, 429 rate_limited with Retry-After, and nothing is
+    /// published. Behind a proxy every client has the proxy's address. Unlimited when not set.
+    #[arg(long, env = "PUBSUB_REST_PUBLISH_RATE", value_parser = positive_f64)]
+    pub rest_publish_rate: Option<f64>,
+
+    /// REST publishes a client address may make in a burst under --rest-publish-rate.
+    /// Default: one second's worth (at least 1).
+    #[arg(long, env = "PUBSUB_REST_PUBLISH_BURST", value_parser = positive,
+          requires = "rest_publish_rate")]
+    pub rest_publish_burst: Option<usize>,
+
     /// Seconds between the server's WebSocket pings; 0 sends none.
     #[arg(long, env = "PUBSUB_PING_INTERVAL", default_value = "25", value_parser = seconds)]
     pub ping_interval: Duration,
@@ -305,12 +317,12 @@ impl Config {
             max_body_bytes: self.max_body_bytes.unwrap_or(envelope),
             max_request_id_bytes: self.max_request_id_bytes,
             max_json_depth: usize::from(self.max_json_depth),
-            publish_rate: self.publish_rate.map(|per_second| PublishRate {
-                per_second,
-                burst: self
-                    .publish_burst
-                    .unwrap_or_else(|| per_second.ceil().max(1.0) as usize),
-            }),
+            publish_rate: self
+                .publish_rate
+                .map(|per_second| PublishRate::new(per_second, self.publish_burst)),
+            rest_publish_rate: self
+                .rest_publish_rate
+                .map(|per_second| PublishRate::new(per_second, self.rest_publish_burst)),
             liveness: (!self.ping_interval.is_zero()).then_some(Liveness {
                 ping_interval: self.ping_interval,
                 ping_timeout: self.ping_timeout,

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -13,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::broker::{Broker, Close};
-use crate::http::{Limits, app};
+use crate::http::{Limits, PeerAddr, app};
 
 /// Serves until `shutdown` resolves, then shuts down gracefully within `grace`.
 ///
@@ -34,15 +35,15 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
                     // Frames are batched by the writer already; Nagle's algorithm would only hold
                     // the last small frame of a batch back (tens of milliseconds with delayed ACKs).
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::debug!("cannot set TCP_NODELAY: {e}");
                     }
-                    stream
+                    (stream, peer)
                 }
                 Err(e) => {
                     accept_failed(e).await;
@@ -55,6 +56,7 @@ pub async fn serve(
         let service = FirstRequest {
             inner: TowerToHyperService::new(service.clone()),
             arrived: first_request.clone(),
+            peer: PeerAddr(peer),
         };
         let connection = http
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -100,19 +102,24 @@ pub async fn serve(
     }
 }
 
-/// The connection's service, noting when its first request arrives.
+/// The connection's service, noting when its first request arrives and telling each request
+/// who sent it.
 struct FirstRequest<S> {
     inner: S,
     arrived: Arc<Notify>,
+    peer: PeerAddr,
 }
 
-impl<S: hyper::service::Service<R>, R> hyper::service::Service<R> for FirstRequest<S> {
+impl<S: hyper::service::Service<Request<B>>, B> hyper::service::Service<Request<B>>
+    for FirstRequest<S>
+{
     type Response = S::Response;
     type Error = S::Error;
     type Future = S::Future;
 
-    fn call(&self, request: R) -> Self::Future {
+    fn call(&self, mut request: Request<B>) -> Self::Future {
         self.arrived.notify_one();
+        request.extensions_mut().insert(self.peer);
         self.inner.call(request)
     }
 }

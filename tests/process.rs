@@ -223,6 +223,8 @@ async fn help_documents_every_flag_its_environment_variable_and_rust_log() {
         "max-topics",
         "publish-rate",
         "publish-burst",
+        "rest-publish-rate",
+        "rest-publish-burst",
         "ping-interval",
         "ping-timeout",
         "request-timeout",

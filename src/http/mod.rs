@@ -18,6 +18,8 @@ mod writer;
 mod ws;
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use warp::reply::Response;
@@ -27,6 +29,7 @@ use crate::broker::Broker;
 use crate::protocol::ErrorCode;
 
 pub use error::ApiError;
+use rate_limit::AddressBuckets;
 
 /// What the HTTP layer enforces on clients: sizes, rates and timeouts.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +44,8 @@ pub struct Limits {
     pub max_json_depth: usize,
     /// Each WebSocket connection's publish budget; unlimited when `None`.
     pub publish_rate: Option<PublishRate>,
+    /// Each client address's budget of REST publishes; unlimited when `None`.
+    pub rest_publish_rate: Option<PublishRate>,
     /// Pinging WebSocket clients to find dead ones; off when `None`.
     pub liveness: Option<Liveness>,
     /// How long a client may take to send a request's headers, and then its body.
@@ -54,6 +59,21 @@ pub struct PublishRate {
     pub burst: usize,
 }
 
+impl PublishRate {
+    /// `per_second`, with bursts of `burst` or by default one second's worth (at least 1).
+    pub fn new(per_second: f64, burst: Option<usize>) -> Self {
+        PublishRate {
+            per_second,
+            burst: burst.unwrap_or_else(|| per_second.ceil().max(1.0) as usize),
+        }
+    }
+}
+
+/// The TCP peer a request came from. The accept loop ([`crate::server`]) puts it in each
+/// request's extensions: warp's own `addr::remote` is filled only by `warp::serve`.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
 /// Ping every `ping_interval`; a client that sends nothing for `ping_timeout` after a ping is
 /// closed.
 #[derive(Debug, Clone, Copy)]
@@ -62,11 +82,13 @@ pub struct Liveness {
     pub ping_timeout: Duration,
 }
 
-/// What every handler gets: the broker handle and the limits. Cheap to clone.
+/// What every handler gets: the broker handle, the limits and the REST publish budgets.
+/// Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub broker: Broker,
     pub limits: Limits,
+    pub rest_publishes: Option<Arc<AddressBuckets>>,
 }
 
 /// Injects the state into a route.
@@ -83,6 +105,9 @@ pub fn app(
     let state = AppState {
         broker: broker.clone(),
         limits,
+        rest_publishes: limits
+            .rest_publish_rate
+            .map(|rate| Arc::new(AddressBuckets::new(rate))),
     };
     topics::routes(state.clone())
         .or(ops::routes(state.clone()))
