@@ -51,7 +51,8 @@ use stats::Counters;
 pub struct BrokerConfig {
     /// Messages kept per topic for replay; 0 keeps none.
     pub history_size: usize,
-    /// Bytes of history one topic may keep (see [`engine::memory`] for what counts).
+    /// Bytes of history one topic may keep: each message counts for its frame plus
+    /// [`engine::HISTORY_ENTRY_OVERHEAD`].
     pub history_bytes_per_topic: usize,
     /// Bytes of history all topics together may keep (the memory engine).
     pub history_bytes_total: usize,

@@ -353,20 +353,19 @@ impl Outbox {
             .count() as u64;
         self.counters.delivered(messages);
         let mut log = PolicyLog::default();
-        {
-            let mut st = lock(&self.state);
-            let was_over = st.bytes > self.limit;
-            for frame in batch {
-                st.release(frame);
-            }
-            if st.frames.is_empty() && st.close.is_none() {
-                self.flush_lagged_locked(&mut st, None, &mut log);
-            }
-            // Only a reader that found the queue over its limit waits for room.
-            if was_over && st.bytes <= self.limit {
-                self.room.notify_one();
-            }
+        let mut st = lock(&self.state);
+        let was_over = st.bytes > self.limit;
+        for frame in batch {
+            st.release(frame);
         }
+        if st.frames.is_empty() && st.close.is_none() {
+            self.flush_lagged_locked(&mut st, None, &mut log);
+        }
+        // Only a reader that found the queue over its limit waits for room.
+        if was_over && st.bytes <= self.limit {
+            self.room.notify_one();
+        }
+        drop(st);
         log.write();
     }
 
