@@ -39,6 +39,19 @@ pub struct Config {
     #[arg(long, env = "PUBSUB_HISTORY_SIZE", default_value_t = 100)]
     pub history_size: usize,
 
+    /// Bytes of history one topic may hold: each message's frame plus 128 bytes of
+    /// bookkeeping. Past it the topic's oldest messages go. Must hold one largest message.
+    #[arg(long, env = "PUBSUB_HISTORY_BYTES_PER_TOPIC", default_value_t = 8 * 1024 * 1024,
+          value_parser = positive)]
+    pub history_bytes_per_topic: usize,
+
+    /// Bytes of history all topics together may hold (memory engine). Past it the oldest
+    /// messages go: first those of the topic being published to, down to its fair share, then
+    /// those of the topics holding the most.
+    #[arg(long, env = "PUBSUB_HISTORY_BYTES_TOTAL", default_value_t = 256 * 1024 * 1024,
+          value_parser = positive)]
+    pub history_bytes_total: usize,
+
     /// Largest message accepted, in bytes of its JSON text.
     #[arg(long, env = "PUBSUB_MAX_MESSAGE_BYTES", default_value_t = 65536, value_parser = positive)]
     pub max_message_bytes: usize,
@@ -91,6 +104,18 @@ pub struct Config {
     /// worth (at least 1).
     #[arg(long, env = "PUBSUB_PUBLISH_BURST", value_parser = positive, requires = "publish_rate")]
     pub publish_burst: Option<usize>,
+
+    /// REST publishes per second each client address may make (a token bucket; an IPv6 client
+    /// counts by its /64); over it, 429 rate_limited with Retry-After, and nothing is
+    /// published. Behind a proxy every client has the proxy's address. Unlimited when not set.
+    #[arg(long, env = "PUBSUB_REST_PUBLISH_RATE", value_parser = positive_f64)]
+    pub rest_publish_rate: Option<f64>,
+
+    /// REST publishes a client address may make in a burst under --rest-publish-rate.
+    /// Default: one second's worth (at least 1).
+    #[arg(long, env = "PUBSUB_REST_PUBLISH_BURST", value_parser = positive,
+          requires = "rest_publish_rate")]
+    pub rest_publish_burst: Option<usize>,
 
     /// Seconds between the server's WebSocket pings (and HTTP/2 pings); 0 sends none.
     #[arg(long, env = "PUBSUB_PING_INTERVAL", default_value = "25", value_parser = seconds)]
@@ -237,6 +262,19 @@ impl Config {
             ));
         }
         let needed = self.max_message_bytes + ENVELOPE_BYTES;
+        if self.history_bytes_per_topic < needed {
+            return Err(format!(
+                "--history-bytes-per-topic ({}) must hold one largest message \
+                 (--max-message-bytes {} plus {ENVELOPE_BYTES} for the envelope): at least {needed}",
+                self.history_bytes_per_topic, self.max_message_bytes
+            ));
+        }
+        if self.history_bytes_total < self.history_bytes_per_topic {
+            return Err(format!(
+                "--history-bytes-total ({}) must be at least --history-bytes-per-topic ({})",
+                self.history_bytes_total, self.history_bytes_per_topic
+            ));
+        }
         if self.subscriber_queue_bytes < needed {
             return Err(format!(
                 "--subscriber-queue-bytes ({}) must hold one largest message \
@@ -250,6 +288,8 @@ impl Config {
     pub fn broker_config(&self) -> BrokerConfig {
         BrokerConfig {
             history_size: self.history_size,
+            history_bytes_per_topic: self.history_bytes_per_topic,
+            history_bytes_total: self.history_bytes_total,
             max_message_bytes: self.max_message_bytes,
             queue_bytes: self.subscriber_queue_bytes,
             slow_consumer: match self.slow_consumer {
@@ -296,12 +336,12 @@ impl Config {
             max_body_bytes: self.max_body_bytes.unwrap_or(envelope),
             max_request_id_bytes: self.max_request_id_bytes,
             max_json_depth: usize::from(self.max_json_depth),
-            publish_rate: self.publish_rate.map(|per_second| PublishRate {
-                per_second,
-                burst: self
-                    .publish_burst
-                    .unwrap_or_else(|| per_second.ceil().max(1.0) as usize),
-            }),
+            publish_rate: self
+                .publish_rate
+                .map(|per_second| PublishRate::new(per_second, self.publish_burst)),
+            rest_publish_rate: self
+                .rest_publish_rate
+                .map(|per_second| PublishRate::new(per_second, self.rest_publish_burst)),
             liveness: (!self.ping_interval.is_zero()).then_some(Liveness {
                 ping_interval: self.ping_interval,
                 ping_timeout: self.ping_timeout,

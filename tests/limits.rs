@@ -650,6 +650,74 @@ fn max_json_depth_accepts_2_to_128_only() {
     }
 }
 
+// --history-bytes-per-topic and --history-bytes-total
+
+#[tokio::test]
+async fn history_stays_within_its_byte_budgets_under_a_flood() {
+    // The total and its figure are the memory engine's (Redis has its own maxmemory).
+    let server = TestServer::with_args(&[
+        "--engine",
+        "memory",
+        "--max-message-bytes",
+        "1000",
+        "--history-bytes-per-topic",
+        "5200",
+        "--history-bytes-total",
+        "12000",
+    ])
+    .await;
+    // Each message's frame is about 1090 bytes and counts for about 1220: four fit in a
+    // topic's 5200, nine or so in the 12000 of all topics.
+    let message = json!({"message": "x".repeat(998)});
+    let topics = ["a", "b", "c", "d"];
+    for name in topics {
+        server.create_topic(name).await;
+        for _ in 0..8 {
+            let r = server
+                .post_json(&format!("/topics/{name}/messages"), &message)
+                .await;
+            assert_eq!(r.status, 201, "history is a cache: publishing never fails");
+        }
+    }
+    let stats = server.stats().await;
+    let held = stats["history_bytes"]
+        .as_u64()
+        .expect("a history_bytes figure");
+    assert!((9000..=12000).contains(&held), "{stats}");
+    for name in topics {
+        let page = server.get(&format!("/topics/{name}/messages")).await.json();
+        let seqs: Vec<u64> = page["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .filter_map(|m| m["seq"].as_u64())
+            .collect();
+        // Every topic keeps at least its share (12000 / 4, two messages), newest last.
+        assert!(seqs.len() >= 2, "{name}: {seqs:?}");
+        let newest: Vec<u64> = (9 - seqs.len() as u64..=8).collect();
+        assert_eq!(seqs, newest, "{name}: consecutive, ending at the last seq");
+    }
+    let mut c = server.ws().await;
+    let ack = c
+        .request(json!({"action": "subscribe", "topic": "a", "since_seq": 1}))
+        .await;
+    assert_eq!(ack["recovered"], false, "seq 2 is no longer held: {ack}");
+    let metrics = server.get("/metrics").await.text();
+    assert!(
+        metrics.contains(&format!("\npubsub_history_bytes {held}\n")),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn history_bytes_per_topic_must_hold_a_largest_message_and_fit_in_the_total() {
+    let small = config(&["--history-bytes-per-topic", "69631"]).expect_err("too small");
+    assert!(small.contains("--history-bytes-per-topic"), "{small}");
+    config(&["--history-bytes-per-topic", "69632"]).expect("65536 + 4096 fits");
+    let over = config(&["--history-bytes-total", "4000000"]).expect_err("below per topic");
+    assert!(over.contains("--history-bytes-total"), "{over}");
+}
+
 // --publish-rate and --publish-burst
 
 fn publish_frame(topic: &str, n: u64) -> String {
@@ -708,8 +776,8 @@ async fn publish_rate_allows_the_burst_then_rate_limits_and_publishes_nothing() 
 }
 
 #[tokio::test]
-async fn rest_publishes_are_not_rate_limited() {
-    // The budget is a WebSocket connection's: REST requests have no connection to hold one.
+async fn rest_publishes_are_not_rate_limited_by_the_websocket_rate() {
+    // --publish-rate is each WebSocket connection's; REST has --rest-publish-rate.
     let server = TestServer::with_args(&["--publish-rate", "1", "--publish-burst", "1"]).await;
     server.create_topic("t").await;
     for _ in 0..5 {
@@ -721,6 +789,54 @@ async fn rest_publishes_are_not_rate_limited() {
     let stats = server.stats().await;
     assert_eq!(stats["messages_published"], 5, "{stats}");
     assert_eq!(errors(&stats, "rate_limited"), 0);
+}
+
+/// A REST publish sent from `source` (any 127.x.y.z reaches the server on Linux loopback).
+async fn publish_from(server: &TestServer, source: [u8; 4]) -> HttpResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind((std::net::Ipv4Addr::from(source), 0).into())
+        .expect("bind the source address");
+    let mut stream = socket.connect(server.addr).await.expect("connect");
+    let body = r#"{"message":1}"#;
+    let request = format!(
+        "POST /topics/t/messages HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        server.addr,
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    common::parse_response(&response)
+}
+
+#[tokio::test]
+async fn rest_publish_rate_allows_each_address_its_burst_then_answers_429_with_retry_after() {
+    let server =
+        TestServer::with_args(&["--rest-publish-rate", "2", "--rest-publish-burst", "3"]).await;
+    server.create_topic("t").await;
+    for _ in 0..3 {
+        assert_eq!(publish_from(&server, [127, 0, 0, 1]).await.status, 201);
+    }
+    let limited = publish_from(&server, [127, 0, 0, 1]).await;
+    limited.assert_error(429, "rate_limited");
+    assert_eq!(limited.header("retry-after"), Some("1"), "a token in 0.5 s");
+    assert_eq!(last_seq(&server, "t").await, 3, "nothing was published");
+    // Another address has a bucket of its own.
+    for _ in 0..3 {
+        assert_eq!(publish_from(&server, [127, 0, 0, 2]).await.status, 201);
+    }
+    assert_eq!(publish_from(&server, [127, 0, 0, 2]).await.status, 429);
+    // WebSocket publishes are not REST's to limit.
+    let mut c = server.ws().await;
+    assert_eq!(c.publish("t", json!(1)).await, 7);
+    // After the Retry-After, the first address publishes again.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(publish_from(&server, [127, 0, 0, 1]).await.status, 201);
+    let stats = server.stats().await;
+    assert_only_errors(&stats, "rate_limited", 2);
 }
 
 #[test]
@@ -735,4 +851,12 @@ fn publish_burst_needs_publish_rate_and_defaults_to_one_seconds_worth() {
     for bad in ["0", "-1", "nan", "inf"] {
         assert!(config(&["--publish-rate", bad]).is_err(), "{bad}");
     }
+    let error = config(&["--rest-publish-burst", "3"]).expect_err("burst without rate");
+    assert!(error.contains("--rest-publish-rate"), "{error}");
+    let rest = config(&["--rest-publish-rate", "0.5"]).expect("a slow REST rate");
+    assert_eq!(rest.limits().rest_publish_rate.map(|r| r.burst), Some(1));
+    assert!(
+        rest.limits().publish_rate.is_none(),
+        "the WebSocket rate is its own"
+    );
 }

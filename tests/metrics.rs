@@ -81,6 +81,12 @@ async fn metrics_follow_real_traffic() {
     assert_eq!(m["pubsub_connections"], 3.0);
     assert_eq!(m["pubsub_subscriptions"], 3.0);
     assert_eq!(m["pubsub_topics"], 2.0);
+    let held = server.stats().await["history_bytes"].as_f64();
+    assert_eq!(Some(m["pubsub_history_bytes"]), held);
+    assert!(
+        m["pubsub_history_bytes"] > 3.0 * 128.0,
+        "three messages held"
+    );
     assert_eq!(m["pubsub_messages_published_total"], 3.0);
     assert_eq!(m["pubsub_messages_delivered_total"], 6.0);
     assert_eq!(m["pubsub_messages_dropped_total"], 0.0);

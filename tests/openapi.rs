@@ -207,7 +207,9 @@ fn every_error_the_issue_names_is_documented() {
     );
     assert_eq!(
         documented("POST", "/topics/{name}/messages"),
-        statuses(&["201", "400", "404", "408", "413", "415", "503", "507"])
+        statuses(&[
+            "201", "400", "404", "408", "413", "415", "429", "503", "507"
+        ])
     );
     assert_eq!(
         documented("GET", "/topics/{name}/messages"),

@@ -1253,6 +1253,7 @@ async fn stats_of_a_fresh_server_has_every_field() {
             "messages_dropped",
             "slow_consumers_disconnected",
             "dead_connections_closed",
+            "history_bytes",
             "errors",
             "uptime_seconds",
         ])
@@ -1285,6 +1286,7 @@ async fn stats_of_a_fresh_server_has_every_field() {
         "messages_dropped",
         "slow_consumers_disconnected",
         "dead_connections_closed",
+        "history_bytes",
     ] {
         assert_eq!(stats[counter], 0, "{counter}");
     }

@@ -329,6 +329,78 @@ async fn two_deployments_share_one_redis_through_prefixes() {
     assert!(redis.cli(&["exists", "blue:{t}:meta"]).contains('1'));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_in_redis_is_capped_in_bytes_per_topic() {
+    if redis_missing() {
+        return;
+    }
+    let redis = RedisServer::start();
+    let flags = [
+        "--max-message-bytes",
+        "1000",
+        "--history-bytes-per-topic",
+        "5200",
+    ];
+    let n = nodes(&redis.url(), false, 1, &flags).await;
+    n[0].create_topic("t").await;
+    // Each message's frame is about 1090 bytes and counts for about 1220: four fit in 5200.
+    let message = json!({"message": "x".repeat(998)});
+    let publish = || n[0].post_json("/topics/t/messages", &message);
+    for _ in 0..10 {
+        assert_eq!(publish().await.status, 201);
+    }
+    let held = |page: &Value| -> Vec<u64> {
+        page["messages"]
+            .as_array()
+            .map(|m| m.iter().filter_map(|m| m["seq"].as_u64()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        held(&n[0].get("/topics/t/messages").await.json()),
+        [7, 8, 9, 10]
+    );
+
+    // A topic kept by an older version has no byte count yet: its first publish counts what
+    // the stream holds, and the cap holds from then on.
+    redis.cli(&["hdel", "pubsub:{t}:meta", "bytes"]);
+    assert_eq!(publish().await.status, 201);
+    assert_eq!(
+        held(&n[0].get("/topics/t/messages").await.json()),
+        [8, 9, 10, 11]
+    );
+    let resumed = n[0]
+        .ws()
+        .await
+        .request(json!({"action": "subscribe", "topic": "t", "since_seq": 2}))
+        .await;
+    assert_eq!(resumed["recovered"], false, "{resumed}");
+    assert_eq!(resumed["replayed"], 4, "{resumed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_redis_with_noeviction_refuses_publishes_and_keeps_its_topics() {
+    if redis_missing() {
+        return;
+    }
+    let redis = RedisServer::start();
+    let n = nodes(&redis.url(), false, 1, &[]).await;
+    n[0].create_topic("t").await;
+    let message = json!({"message": 1});
+    let publish = || n[0].post_json("/topics/t/messages", &message);
+    assert_eq!(publish().await.status, 201);
+    assert!(
+        redis
+            .cli(&["config", "get", "maxmemory-policy"])
+            .contains("noeviction")
+    );
+    redis.cli(&["config", "set", "maxmemory", "1"]);
+    publish().await.assert_error(503, "engine_unavailable");
+    redis.cli(&["config", "set", "maxmemory", "0"]);
+    let again = publish().await;
+    assert_eq!(again.status, 201, "{}", again.text());
+    assert_eq!(again.json()["seq"], 2, "the refused publish took no seq");
+}
+
 /// Polls `path` on `node` until `check` holds.
 async fn wait_for(node: &TestServer, path: &str, check: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;

@@ -13,8 +13,11 @@
 mod client;
 pub mod engine;
 mod info;
+#[cfg(test)]
+mod log_probe;
 mod name;
 mod outbox;
+mod policy_log;
 mod stats;
 mod subscribers;
 
@@ -34,7 +37,7 @@ pub use engine::redis::RedisConfig;
 pub use engine::redis::RedisTarget;
 pub use info::{HistoryPage, NodeInfo, Subscribed, TopicInfo};
 pub use name::{MAX_TOPIC_NAME_LEN, validate_topic_name};
-pub use outbox::{Close, Delivery, OutFrame, Outbox, SlowConsumerPolicy};
+pub use outbox::{Close, Delivery, FrameKind, OutFrame, Outbox, SlowConsumerPolicy};
 pub use stats::{CounterSnapshot, LATENCY_BOUNDS_NANOS, LatencySnapshot};
 
 use crate::protocol::ErrorCode;
@@ -48,6 +51,11 @@ use stats::Counters;
 pub struct BrokerConfig {
     /// Messages kept per topic for replay; 0 keeps none.
     pub history_size: usize,
+    /// Bytes of history one topic may keep: each message counts for its frame plus
+    /// [`engine::HISTORY_ENTRY_OVERHEAD`].
+    pub history_bytes_per_topic: usize,
+    /// Bytes of history all topics together may keep (the memory engine).
+    pub history_bytes_total: usize,
     /// The largest message accepted, in bytes of JSON text.
     pub max_message_bytes: usize,
     /// Each connection's outbound queue limit, in bytes.
@@ -67,6 +75,8 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             history_size: 100,
+            history_bytes_per_topic: 8 * 1024 * 1024,
+            history_bytes_total: 256 * 1024 * 1024,
             max_message_bytes: 64 * 1024,
             queue_bytes: 1024 * 1024,
             slow_consumer: SlowConsumerPolicy::Disconnect,
@@ -165,6 +175,8 @@ pub struct BrokerStats {
     pub subscriptions: u64,
     /// This node's counters.
     pub counters: CounterSnapshot,
+    /// Bytes held by every topic's history, when this node holds it (the memory engine).
+    pub history_bytes: Option<u64>,
     pub uptime_seconds: u64,
     /// Every live node, this one included.
     pub nodes: Vec<NodeInfo>,
@@ -180,6 +192,8 @@ pub struct LocalStats {
     pub subscriptions: u64,
     /// Topics that exist, when this node holds them all (the memory engine).
     pub topics: Option<u64>,
+    /// Bytes held by every topic's history, when this node holds it (the memory engine).
+    pub history_bytes: Option<u64>,
     pub counters: CounterSnapshot,
 }
 
@@ -386,6 +400,7 @@ impl Broker {
             topics,
             connections: self.connections(),
             counters: self.shared.counters.snapshot(),
+            history_bytes: with_engine!(self, e => e.history_bytes()),
             uptime_seconds: self.uptime_seconds(),
             nodes,
             node_id: self.node_id().to_owned(),
@@ -399,6 +414,7 @@ impl Broker {
             connections: self.connections(),
             subscriptions: local.subscriptions,
             topics: local.topics,
+            history_bytes: with_engine!(self, e => e.history_bytes()),
             counters: self.shared.counters.snapshot(),
         }
     }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use super::lock;
+use super::policy_log::{PolicyEvent, PolicyLog};
 use super::stats::Counters;
 use crate::protocol::{Frame, ServerFrame, close, encode_server_frame};
 
@@ -104,6 +105,26 @@ impl Close {
     }
 }
 
+/// What a queued frame is, for the writer and the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// A delivered `message` frame, live or replayed (counted in `messages_delivered` once
+    /// written).
+    Message,
+    /// Any other text frame: a reply to a request, an ack, a notice.
+    Reply,
+    /// A WebSocket ping (the frame is empty), sent to check the client is still there.
+    Ping,
+}
+
+/// Whether a frame counts against the limit the slow-consumer policy enforces: only live
+/// messages do, never what a client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Live {
+    Yes,
+    No,
+}
+
 /// One frame waiting to be written.
 #[derive(Debug, Clone)]
 pub struct OutFrame {
@@ -111,21 +132,16 @@ pub struct OutFrame {
     pub frame: Frame,
     /// The frame's length, kept for accounting after the writer has taken the frame.
     len: usize,
-    /// A delivered `message` frame (counted in `messages_delivered` once written).
-    pub is_message: bool,
-    /// A WebSocket ping (the frame is empty), sent to check the client is still there.
-    pub is_ping: bool,
-    /// A live message, counted against the limit the slow-consumer policy enforces.
-    live: bool,
+    pub kind: FrameKind,
+    live: Live,
 }
 
 impl OutFrame {
-    fn text(frame: Frame, is_message: bool, live: bool) -> Self {
+    fn text(frame: Frame, kind: FrameKind, live: Live) -> Self {
         OutFrame {
             len: frame.len(),
             frame,
-            is_message,
-            is_ping: false,
+            kind,
             live,
         }
     }
@@ -157,7 +173,7 @@ impl State {
     /// Stops counting a frame that was written or discarded.
     fn release(&mut self, frame: &OutFrame) {
         self.bytes = self.bytes.saturating_sub(frame.len);
-        if frame.live {
+        if frame.live == Live::Yes {
             self.live_bytes = self.live_bytes.saturating_sub(frame.len);
         }
     }
@@ -197,8 +213,9 @@ impl Outbox {
         }
     }
 
-    /// Offers a live message. Never waits: a full queue triggers the slow-consumer policy.
-    pub fn push_message(&self, frame: &Frame, topic: &Arc<str>) -> Delivery {
+    /// Offers a live message. Never waits: a full queue triggers the slow-consumer policy,
+    /// noted in `log` for the caller to write once it holds no lock.
+    pub fn push_message(&self, frame: &Frame, topic: &Arc<str>, log: &mut PolicyLog) -> Delivery {
         let mut st = lock(&self.state);
         if st.close.is_some() {
             return Delivery::Gone;
@@ -206,12 +223,11 @@ impl Outbox {
         if st.live_bytes + frame.len() > self.limit {
             return match self.policy {
                 SlowConsumerPolicy::Disconnect => {
-                    tracing::info!(
-                        client = self.client,
-                        %topic,
-                        queued_bytes = st.live_bytes,
-                        "slow consumer: queue full, disconnecting"
-                    );
+                    log.note(PolicyEvent::Disconnecting {
+                        client: self.client,
+                        topic: topic.clone(),
+                        queued_bytes: st.live_bytes,
+                    });
                     self.counters.slow_consumer_disconnected();
                     self.close_locked(&mut st, Close::SLOW_CONSUMER);
                     Delivery::Gone
@@ -221,11 +237,10 @@ impl Outbox {
                     match st.lagged.iter_mut().find(|(t, _)| t == topic) {
                         Some((_, n)) => *n += 1,
                         None => {
-                            tracing::info!(
-                                client = self.client,
-                                %topic,
-                                "slow consumer: queue full, dropping messages until it catches up"
-                            );
+                            log.note(PolicyEvent::Dropping {
+                                client: self.client,
+                                topic: topic.clone(),
+                            });
                             st.lagged.push((topic.clone(), 1));
                         }
                     }
@@ -234,18 +249,40 @@ impl Outbox {
             };
         }
         // The gap notice goes ahead of the first message after the gap.
-        self.flush_lagged_locked(&mut st);
-        self.enqueue_locked(&mut st, OutFrame::text(frame.clone(), true, true));
+        self.flush_lagged_locked(&mut st, None, log);
+        self.enqueue_locked(
+            &mut st,
+            OutFrame::text(frame.clone(), FrameKind::Message, Live::Yes),
+        );
         Delivery::Queued
     }
 
     /// Queues a reply, a notice, or a replayed message. These answer the client's own requests
     /// (which the reader stops taking while the queue is over its limit, see [`Outbox::room`]),
     /// so they are never dropped and never count as slowness.
-    pub fn push(&self, frame: Frame, is_message: bool) {
+    pub fn push(&self, frame: Frame, kind: FrameKind) {
         let mut st = lock(&self.state);
         if st.close.is_none() {
-            self.enqueue_locked(&mut st, OutFrame::text(frame, is_message, false));
+            self.enqueue_locked(&mut st, OutFrame::text(frame, kind, Live::No));
+        }
+    }
+
+    /// Queues frames about `topic` (a subscribe's ack and replay, a notice) as [`Outbox::push`]
+    /// does, but after the `lagged` notice still pending for that topic: the client learns of a
+    /// gap before whatever comes after it.
+    pub fn push_topic_frames(
+        &self,
+        topic: &str,
+        frames: impl IntoIterator<Item = (Frame, FrameKind)>,
+        log: &mut PolicyLog,
+    ) {
+        let mut st = lock(&self.state);
+        if st.close.is_some() {
+            return;
+        }
+        self.flush_lagged_locked(&mut st, Some(topic), log);
+        for (frame, kind) in frames {
+            self.enqueue_locked(&mut st, OutFrame::text(frame, kind, Live::No));
         }
     }
 
@@ -254,13 +291,8 @@ impl Outbox {
     pub fn push_ping(&self) {
         let mut st = lock(&self.state);
         if st.close.is_none() {
-            st.frames.push_front(OutFrame {
-                frame: Frame::default(),
-                len: 0,
-                is_message: false,
-                is_ping: true,
-                live: false,
-            });
+            let ping = OutFrame::text(Frame::default(), FrameKind::Ping, Live::No);
+            st.frames.push_front(ping);
             self.ready.notify_one();
         }
     }
@@ -331,25 +363,37 @@ impl Outbox {
 
     /// The writer wrote a batch: release its bytes and count its messages as delivered.
     pub fn written(&self, batch: &[OutFrame]) {
-        let messages = batch.iter().filter(|f| f.is_message).count() as u64;
+        let messages = batch
+            .iter()
+            .filter(|f| f.kind == FrameKind::Message)
+            .count() as u64;
         self.counters.delivered(messages);
+        let mut log = PolicyLog::default();
         let mut st = lock(&self.state);
         let was_over = st.bytes > self.limit;
         for frame in batch {
             st.release(frame);
         }
         if st.frames.is_empty() && st.close.is_none() {
-            self.flush_lagged_locked(&mut st);
+            self.flush_lagged_locked(&mut st, None, &mut log);
         }
         // Only a reader that found the queue over its limit waits for room.
         if was_over && st.bytes <= self.limit {
             self.room.notify_one();
         }
+        drop(st);
+        log.write();
+    }
+
+    /// Whether this outbox's lock is held now (by this thread or another).
+    #[cfg(test)]
+    pub(crate) fn is_locked(&self) -> bool {
+        self.state.try_lock().is_err()
     }
 
     fn enqueue_locked(&self, st: &mut State, frame: OutFrame) {
         st.bytes += frame.len;
-        if frame.live {
+        if frame.live == Live::Yes {
             st.live_bytes += frame.len;
         }
         st.frames.push_back(frame);
@@ -358,19 +402,24 @@ impl Outbox {
         }
     }
 
-    fn flush_lagged_locked(&self, st: &mut State) {
-        for (topic, dropped) in std::mem::take(&mut st.lagged) {
-            tracing::info!(
-                client = self.client,
-                %topic,
-                dropped,
-                "slow consumer caught up; telling it how many it missed"
-            );
+    /// Queues the pending `lagged` notices: every topic's, or `only` that one's.
+    fn flush_lagged_locked(&self, st: &mut State, only: Option<&str>, log: &mut PolicyLog) {
+        let pending = std::mem::take(&mut st.lagged);
+        for (topic, dropped) in pending {
+            if only.is_some_and(|only| *only != *topic) {
+                st.lagged.push((topic, dropped));
+                continue;
+            }
             let notice = encode_server_frame(&ServerFrame::Lagged {
                 topic: &topic,
                 dropped,
             });
-            self.enqueue_locked(st, OutFrame::text(notice, false, false));
+            self.enqueue_locked(st, OutFrame::text(notice, FrameKind::Reply, Live::No));
+            log.note(PolicyEvent::CaughtUp {
+                client: self.client,
+                topic,
+                dropped,
+            });
         }
     }
 
@@ -401,27 +450,35 @@ mod tests {
         Frame::from("x".repeat(n))
     }
 
+    /// Offers a live message of `n` bytes, writing the policy's lines at once.
+    fn offer(out: &Outbox, n: usize, topic: &Arc<str>) -> Delivery {
+        let mut log = PolicyLog::default();
+        let delivery = out.push_message(&frame(n), topic, &mut log);
+        log.write();
+        delivery
+    }
+
     #[tokio::test]
     async fn disconnect_policy_discards_and_closes_once_full() {
         let (out, counters) = outbox(100, SlowConsumerPolicy::Disconnect);
         let topic: Arc<str> = Arc::from("t");
-        assert_eq!(out.push_message(&frame(60), &topic), Delivery::Queued);
-        assert_eq!(out.push_message(&frame(40), &topic), Delivery::Queued);
-        assert_eq!(out.push_message(&frame(1), &topic), Delivery::Gone);
+        assert_eq!(offer(&out, 60, &topic), Delivery::Queued);
+        assert_eq!(offer(&out, 40, &topic), Delivery::Queued);
+        assert_eq!(offer(&out, 1, &topic), Delivery::Gone);
         assert_eq!(counters.snapshot().slow_consumers_disconnected, 1);
         let mut batch = Vec::new();
         assert_eq!(out.next_batch(&mut batch).await, Err(Close::SLOW_CONSUMER));
         assert!(batch.is_empty());
-        assert_eq!(out.push_message(&frame(1), &topic), Delivery::Gone);
+        assert_eq!(offer(&out, 1, &topic), Delivery::Gone);
     }
 
     #[tokio::test]
     async fn drop_policy_counts_and_reports_lag_before_the_next_message() {
         let (out, counters) = outbox(100, SlowConsumerPolicy::Drop);
         let topic: Arc<str> = Arc::from("t");
-        assert_eq!(out.push_message(&frame(100), &topic), Delivery::Queued);
-        assert_eq!(out.push_message(&frame(10), &topic), Delivery::Dropped);
-        assert_eq!(out.push_message(&frame(10), &topic), Delivery::Dropped);
+        assert_eq!(offer(&out, 100, &topic), Delivery::Queued);
+        assert_eq!(offer(&out, 10, &topic), Delivery::Dropped);
+        assert_eq!(offer(&out, 10, &topic), Delivery::Dropped);
         assert_eq!(counters.snapshot().messages_dropped, 2);
         let mut batch = Vec::new();
         out.next_batch(&mut batch).await.unwrap();
@@ -434,19 +491,19 @@ mod tests {
             batch[0].frame.as_str(),
             r#"{"action":"lagged","topic":"t","dropped":2}"#
         );
-        assert!(!batch[0].is_message);
+        assert_eq!(batch[0].kind, FrameKind::Reply);
     }
 
     #[tokio::test]
     async fn bytes_in_flight_count_until_written() {
         let (out, _) = outbox(100, SlowConsumerPolicy::Drop);
         let topic: Arc<str> = Arc::from("t");
-        out.push_message(&frame(80), &topic);
+        offer(&out, 80, &topic);
         let mut batch = Vec::new();
         out.next_batch(&mut batch).await.unwrap();
-        assert_eq!(out.push_message(&frame(30), &topic), Delivery::Dropped);
+        assert_eq!(offer(&out, 30, &topic), Delivery::Dropped);
         out.written(&batch);
-        assert_eq!(out.push_message(&frame(30), &topic), Delivery::Queued);
+        assert_eq!(offer(&out, 30, &topic), Delivery::Queued);
     }
 
     #[tokio::test]
@@ -455,9 +512,9 @@ mod tests {
         let topic: Arc<str> = Arc::from("t");
         // A replay three times the limit, then live messages up to the limit: all queued.
         for _ in 0..3 {
-            out.push(frame(100), true);
+            out.push(frame(100), FrameKind::Message);
         }
-        assert_eq!(out.push_message(&frame(100), &topic), Delivery::Queued);
+        assert_eq!(offer(&out, 100, &topic), Delivery::Queued);
         assert_eq!(counters.snapshot().slow_consumers_disconnected, 0);
         // The reader waits for room: the whole queue is over the limit.
         let waited = tokio::time::timeout(std::time::Duration::from_millis(20), out.room()).await;
@@ -466,19 +523,71 @@ mod tests {
         out.next_batch(&mut batch).await.unwrap();
         out.written(&batch);
         out.room().await;
-        assert_eq!(out.push_message(&frame(100), &topic), Delivery::Queued);
-        assert_eq!(out.push_message(&frame(1), &topic), Delivery::Gone);
+        assert_eq!(offer(&out, 100, &topic), Delivery::Queued);
+        assert_eq!(offer(&out, 1, &topic), Delivery::Gone);
     }
 
     #[tokio::test]
     async fn graceful_close_writes_queued_frames_first() {
         let (out, _) = outbox(100, SlowConsumerPolicy::Disconnect);
-        out.push(frame(5), false);
+        out.push(frame(5), FrameKind::Reply);
         out.close(Close::GOING_AWAY);
-        out.push(frame(5), false);
+        out.push(frame(5), FrameKind::Reply);
         let mut batch = Vec::new();
         out.next_batch(&mut batch).await.unwrap();
         assert_eq!(batch.len(), 1);
         assert_eq!(out.next_batch(&mut batch).await, Err(Close::GOING_AWAY));
+    }
+
+    #[tokio::test]
+    async fn the_caught_up_line_is_logged_after_the_lock_is_released() {
+        let (out, _) = outbox(100, SlowConsumerPolicy::Drop);
+        let out = Arc::new(out);
+        let probed = out.clone();
+        let (_guard, logs) = crate::broker::log_probe::probe_logs(move || !probed.is_locked());
+        let topic: Arc<str> = Arc::from("t");
+        offer(&out, 100, &topic);
+        offer(&out, 10, &topic);
+        let mut batch = Vec::new();
+        out.next_batch(&mut batch).await.unwrap();
+        out.written(&batch); // the queue emptied: the lagged notice is queued, and logged
+        assert_eq!(logs.lines(), 2, "dropping and caught-up lines");
+        assert_eq!(logs.failed(), 0, "lines logged under the outbox lock");
+    }
+
+    #[tokio::test]
+    async fn a_topics_frames_follow_its_pending_lagged_notice() {
+        let (out, _) = outbox(100, SlowConsumerPolicy::Drop);
+        let (t, u): (Arc<str>, Arc<str>) = (Arc::from("t"), Arc::from("u"));
+        offer(&out, 100, &t);
+        offer(&out, 10, &u);
+        offer(&out, 10, &t);
+        let mut log = PolicyLog::default();
+        let ack = (Frame::from("ack"), FrameKind::Reply);
+        let replayed = (Frame::from("m"), FrameKind::Message);
+        out.push_topic_frames("t", [ack, replayed], &mut log);
+        assert_eq!(
+            log.events(),
+            [PolicyEvent::CaughtUp {
+                client: 1,
+                topic: t.clone(),
+                dropped: 1
+            }]
+        );
+        let mut batch = Vec::new();
+        out.next_batch(&mut batch).await.unwrap();
+        let frames: Vec<&str> = batch.iter().map(|f| f.frame.as_str()).collect();
+        assert_eq!(
+            frames[1..],
+            [r#"{"action":"lagged","topic":"t","dropped":1}"#, "ack", "m"],
+            "t's gap first; u's notice waits for room"
+        );
+        out.written(&batch);
+        batch.clear();
+        out.next_batch(&mut batch).await.unwrap();
+        assert_eq!(
+            batch[0].frame.as_str(),
+            r#"{"action":"lagged","topic":"u","dropped":1}"#
+        );
     }
 }

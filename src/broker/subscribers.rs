@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::outbox::{Delivery, Outbox};
+use super::outbox::{Delivery, FrameKind, Outbox};
+use super::policy_log::PolicyLog;
 use crate::protocol::{Frame, ServerFrame, encode_server_frame};
 
 struct Subscriber {
@@ -59,11 +60,11 @@ impl Subscribers {
     }
 
     /// Offers a live message with `seq` to every subscriber, forgetting those that are gone.
-    pub fn fan_out(&mut self, frame: &Frame, seq: u64, topic: &Arc<str>) {
+    pub fn fan_out(&mut self, frame: &Frame, seq: u64, topic: &Arc<str>, log: &mut PolicyLog) {
         let mut i = 0;
         while i < self.list.len() {
             let s = &self.list[i];
-            if seq > s.after && s.outbox.push_message(frame, topic) == Delivery::Gone {
+            if seq > s.after && s.outbox.push_message(frame, topic, log) == Delivery::Gone {
                 let client = s.client;
                 self.remove(client);
                 continue; // the last subscriber moved into slot i
@@ -72,16 +73,19 @@ impl Subscribers {
         }
     }
 
-    /// Queues `frame` (a notice, not a message) for every subscriber.
-    pub fn notify(&self, frame: &Frame) {
+    /// Queues `frame`, a notice about `topic`, for every subscriber (after the `lagged` notice
+    /// still pending for it).
+    pub fn notify(&self, topic: &str, frame: &Frame, log: &mut PolicyLog) {
         for s in &self.list {
-            s.outbox.push(frame.clone(), false);
+            let notice = (frame.clone(), FrameKind::Reply);
+            s.outbox.push_topic_frames(topic, [notice], log);
         }
     }
 
     /// Tells every subscriber the topic is gone and lets go of them all.
-    pub fn delete(&mut self, topic: &str) {
-        self.notify(&encode_server_frame(&ServerFrame::TopicDeleted { topic }));
+    pub fn delete(&mut self, topic: &str, log: &mut PolicyLog) {
+        let notice = encode_server_frame(&ServerFrame::TopicDeleted { topic });
+        self.notify(topic, &notice, log);
         self.list.clear();
         self.index.clear();
     }
@@ -125,9 +129,11 @@ mod tests {
         subs.add(1, &a, 0);
         subs.add(2, &b, 5);
         let topic: Arc<str> = Arc::from("t");
-        subs.fan_out(&Frame::from("m5"), 5, &topic);
+        let mut log = PolicyLog::default();
+        subs.fan_out(&Frame::from("m5"), 5, &topic, &mut log);
         b.close(crate::broker::Close::NORMAL);
-        subs.fan_out(&Frame::from("m6"), 6, &topic);
+        subs.fan_out(&Frame::from("m6"), 6, &topic, &mut log);
+        log.write();
         assert_eq!(subs.len(), 1, "the closed subscriber is forgotten");
     }
 }

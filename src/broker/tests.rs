@@ -258,3 +258,107 @@ async fn close_all_closes_current_and_later_clients() {
         );
     }
 }
+
+/// Everything queued for `client` until nothing more comes, as JSON.
+async fn drain_all(client: &Client) -> Vec<Value> {
+    let mut frames = Vec::new();
+    let quiet = std::time::Duration::from_millis(20);
+    while let Ok(more) = tokio::time::timeout(quiet, drain(client)).await {
+        if more.is_empty() {
+            break;
+        }
+        frames.extend(more);
+    }
+    frames
+}
+
+#[tokio::test]
+async fn a_pending_lagged_notice_comes_before_a_later_subscribes_ack_and_replay() {
+    let b = Broker::new(BrokerConfig {
+        history_size: 10,
+        queue_bytes: 200,
+        slow_consumer: SlowConsumerPolicy::Drop,
+        ..BrokerConfig::default()
+    });
+    b.create_topic("t").await.unwrap();
+    let mut c = b.connect().expect("room for a connection");
+    c.subscribe("t", &Replay::None, ack).await.unwrap();
+    // Each message frame is about 130 bytes: the first fills the queue, the next 4 are dropped.
+    let text = format!("\"{}\"", "x".repeat(40));
+    for _ in 0..5 {
+        b.publish("t", &json(&text)).await.unwrap();
+    }
+    c.subscribe("t", &Replay::Last(2), ack).await.unwrap();
+    let frames = drain_all(&c).await;
+    let shown: Vec<String> = frames
+        .iter()
+        .map(|f| match f["action"].as_str() {
+            Some("message") => format!("m{}", f["seq"]),
+            Some(action) => format!("{action} {}", f["dropped"]),
+            None => format!("ack {}", f["replayed"]),
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        ["ack 0", "m1", "lagged 4", "ack 2", "m4", "m5"],
+        "the gap is told before the replay that follows it"
+    );
+}
+
+#[tokio::test]
+async fn history_keeps_within_its_byte_budgets_and_a_newcomer_takes_its_share() {
+    let b = Broker::new(BrokerConfig {
+        history_size: 100,
+        max_message_bytes: 1000,
+        history_bytes_per_topic: 4000,
+        history_bytes_total: 5000,
+        ..BrokerConfig::default()
+    });
+    // Each message's frame is about 650 bytes, so it counts for about 780.
+    let text = format!("\"{}\"", "x".repeat(548));
+    b.create_topic("a").await.unwrap();
+    b.create_topic("b").await.unwrap();
+    for _ in 0..5 {
+        b.publish("a", &json(&text)).await.unwrap();
+    }
+    let held = |page: &HistoryPage| -> Vec<u64> { page.messages.iter().map(|m| m.seq).collect() };
+    assert_eq!(
+        held(&b.history("a", 0, 100).await.unwrap()),
+        [1, 2, 3, 4, 5]
+    );
+    // b is under its fair share (2500) and takes room from a; then trims itself at its share.
+    for _ in 0..4 {
+        b.publish("b", &json(&text)).await.unwrap();
+    }
+    let (a, bb) = (
+        b.history("a", 0, 100).await.unwrap(),
+        b.history("b", 0, 100).await.unwrap(),
+    );
+    assert_eq!(held(&a), [3, 4, 5], "a gave up its two oldest");
+    assert_eq!(held(&bb), [2, 3, 4], "b trimmed itself once at its share");
+    let counted: usize = [&a, &bb]
+        .iter()
+        .flat_map(|page| &page.messages)
+        .map(|m| m.frame.len() + 128)
+        .sum();
+    let stats = b.stats().await.unwrap();
+    assert_eq!(stats.history_bytes, Some(counted as u64));
+    assert!(counted <= 5000, "{counted}");
+
+    // A resume from before what a holds now is not recovered; from just before it, it is.
+    let mut c = b.connect().expect("room for a connection");
+    for (since, recovered) in [(1, false), (2, true)] {
+        let replay = Replay::After {
+            seq: since,
+            epoch: None,
+        };
+        c.subscribe("a", &replay, ack).await.unwrap();
+        let frames = drain(&c).await;
+        assert_eq!(frames[0]["recovered"], recovered, "since {since}");
+        assert_eq!(frames[0]["replayed"], 3, "since {since}");
+    }
+
+    b.delete_topic("a").await.unwrap();
+    b.delete_topic("b").await.unwrap();
+    assert_eq!(b.stats().await.unwrap().history_bytes, Some(0));
+}

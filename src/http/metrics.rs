@@ -105,6 +105,13 @@ impl Collector for BrokerCollector {
         if let Some(topics) = stats.topics {
             gauges.push(("topics", "Topics that exist.", topics));
         }
+        if let Some(bytes) = stats.history_bytes {
+            gauges.push((
+                "history_bytes",
+                "Bytes every topic's history holds (frames plus 128 bytes each).",
+                bytes,
+            ));
+        }
         for (name, help, value) in gauges {
             let gauge = ConstGauge::new(value as i64);
             gauge.encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)?;

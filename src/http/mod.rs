@@ -19,6 +19,7 @@ mod writer;
 mod ws;
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ use crate::protocol::ErrorCode;
 
 pub use connections::{Connections, Counted, Place};
 pub use error::ApiError;
+use rate_limit::AddressBuckets;
 
 /// What the HTTP layer enforces on clients: sizes, rates and timeouts.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +46,8 @@ pub struct Limits {
     pub max_json_depth: usize,
     /// Each WebSocket connection's publish budget; unlimited when `None`.
     pub publish_rate: Option<PublishRate>,
+    /// Each client address's budget of REST publishes; unlimited when `None`.
+    pub rest_publish_rate: Option<PublishRate>,
     /// Pinging WebSocket clients to find dead ones; off when `None`.
     pub liveness: Option<Liveness>,
     /// How long a client may take to send a request's headers, and then its body; and how long
@@ -60,6 +64,21 @@ pub struct PublishRate {
     pub burst: usize,
 }
 
+impl PublishRate {
+    /// `per_second`, with bursts of `burst` or by default one second's worth (at least 1).
+    pub fn new(per_second: f64, burst: Option<usize>) -> Self {
+        PublishRate {
+            per_second,
+            burst: burst.unwrap_or_else(|| per_second.ceil().max(1.0) as usize),
+        }
+    }
+}
+
+/// The TCP peer a request came from. The accept loop ([`crate::server`]) puts it in each
+/// request's extensions: warp's own `addr::remote` is filled only by `warp::serve`.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
 /// Ping every `ping_interval`; a client that sends nothing for `ping_timeout` after a ping is
 /// closed.
 #[derive(Debug, Clone, Copy)]
@@ -68,13 +87,15 @@ pub struct Liveness {
     pub ping_timeout: Duration,
 }
 
-/// What every handler gets: the broker handle, the limits and the count of TCP connections.
+/// What every handler gets: the broker handle, the limits, the count of TCP connections and
+/// the REST publish budgets.
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub broker: Broker,
     pub limits: Limits,
     pub connections: Arc<Connections>,
+    pub rest_publishes: Option<Arc<AddressBuckets>>,
 }
 
 /// Injects the state into a route.
@@ -94,6 +115,9 @@ pub fn app(
         broker: broker.clone(),
         limits,
         connections,
+        rest_publishes: limits
+            .rest_publish_rate
+            .map(|rate| Arc::new(AddressBuckets::new(rate))),
     };
     let routes = topics::routes(state.clone())
         .or(ops::routes(state.clone()))

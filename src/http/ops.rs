@@ -111,6 +111,7 @@ pub async fn stats(state: AppState) -> Response {
         messages_dropped: stats.counters.messages_dropped,
         slow_consumers_disconnected: stats.counters.slow_consumers_disconnected,
         dead_connections_closed: stats.counters.dead_connections_closed,
+        history_bytes: stats.history_bytes,
         errors: ErrorCode::ALL
             .iter()
             .map(|&code| (code.as_str().to_owned(), stats.counters.errors(code)))

@@ -1,14 +1,15 @@
 //! Topic and message routes, each filter next to its handler and its OpenAPI description.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
-use warp::http::StatusCode;
+use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response, json, with_status};
 use warp::{Filter, filters::BoxedFilter};
 
 use super::error::{ApiError, method_not_allowed};
-use super::{AppState, body, with_state};
+use super::{AppState, PeerAddr, PublishRate, body, with_state};
 use crate::broker::TopicInfo;
 use crate::protocol::{
     CreateTopicRequest, ErrorCode, ErrorResponse, History, HistoryMessage, MessageFrame,
@@ -42,6 +43,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let messages = warp::path!("topics" / TopicParam / "messages").map(TopicParam::into_name);
     let publish = messages
         .and(warp::post())
+        .and(warp::ext::optional::<PeerAddr>())
         .and(body::json(limits))
         .and(state.clone())
         .then(publish_message);
@@ -200,23 +202,32 @@ pub async fn delete_topic(name: String, state: AppState) -> Response {
         (status = 408, description = "`request_timeout`: the body did not arrive in time", body = ErrorResponse),
         (status = 413, description = "`message_too_large` or `payload_too_large`", body = ErrorResponse),
         (status = 415, description = "`unsupported_media_type`", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`: this client address publishes faster than `--rest-publish-rate`; nothing was published", body = ErrorResponse,
+            headers(("Retry-After" = u64, description = "Seconds until a publish from this address would be accepted"))),
         (status = 503, description = "`engine_unavailable`: Redis did not answer in time; the message may or may not have been published", body = ErrorResponse),
         (status = 507, description = "`too_many_topics` (when auto-creating the topic)", body = ErrorResponse),
     )
 )]
 pub async fn publish_message(
     name: String,
+    peer: Option<PeerAddr>,
     body: Result<PublishRequest, ApiError>,
     state: AppState,
 ) -> Response {
-    let result = match body {
-        Ok(req) => state
-            .broker
-            .publish(&name, &req.message)
-            .await
-            .map_err(ApiError::from),
-        Err(e) => Err(e),
+    let req = match body {
+        Ok(req) => req,
+        Err(e) => return e.into_response(),
     };
+    if let Some(budgets) = &state.rest_publishes
+        && let Err(wait) = budgets.try_take(peer.map(|p| p.0.ip()), Instant::now())
+    {
+        return rate_limited(budgets.rate(), wait);
+    }
+    let result = state
+        .broker
+        .publish(&name, &req.message)
+        .await
+        .map_err(ApiError::from);
     respond(
         StatusCode::CREATED,
         result.map(|p| Published {
@@ -225,6 +236,21 @@ pub async fn publish_message(
             epoch: p.epoch.to_string(),
         }),
     )
+}
+
+/// 429 for a publish over its address's budget, with `Retry-After` in whole seconds (at least 1).
+fn rate_limited(rate: PublishRate, wait: Duration) -> Response {
+    let message = format!(
+        "publishing faster than {} per second (bursts of {}) from this address; nothing was \
+         published",
+        rate.per_second, rate.burst
+    );
+    let mut response = ApiError::new(ErrorCode::RateLimited, message).into_response();
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
 }
 
 /// Reads history: the messages held with seq above `since_seq`, oldest first.

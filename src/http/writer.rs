@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
 
 use super::upgrade::Socket;
-use crate::broker::{Close, OutFrame, Outbox};
+use crate::broker::{Close, FrameKind, OutFrame, Outbox};
 
 /// Writes batches until the outbox closes, then closes the socket. From the moment the
 /// connection starts closing, everything left to write (queued frames, the close frame, the
@@ -87,7 +87,7 @@ async fn write_batch(
     batch: &mut [OutFrame],
 ) -> Result<(), WsError> {
     for frame in batch {
-        let message = if frame.is_ping {
+        let message = if frame.kind == FrameKind::Ping {
             Message::Ping(Default::default())
         } else {
             Message::Text(std::mem::take(&mut frame.frame))

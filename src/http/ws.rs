@@ -19,7 +19,7 @@ use super::rate_limit::TokenBucket;
 use super::upgrade::{Handshake, Socket, handshake, refuse};
 use super::writer::write;
 use super::{AppState, Limits, PublishRate, with_state};
-use crate::broker::{Client, Close};
+use crate::broker::{Client, Close, FrameKind};
 use crate::protocol::{
     ClientFrame, Command, ErrorBody, ErrorCode, ServerFrame, close, encode_server_frame,
     exceeds_depth, parse_client_frame,
@@ -339,5 +339,7 @@ fn close_for(e: &WsError) -> Close {
 }
 
 fn reply(client: &Client, frame: &ServerFrame<'_>) {
-    client.outbox().push(encode_server_frame(frame), false);
+    client
+        .outbox()
+        .push(encode_server_frame(frame), FrameKind::Reply);
 }

@@ -179,6 +179,12 @@ pub struct Stats {
     pub slow_consumers_disconnected: u64,
     /// Connections closed for not answering a ping within `--ping-timeout`.
     pub dead_connections_closed: u64,
+    /// Bytes every topic's history holds (each message's frame plus 128 bytes of bookkeeping),
+    /// within `--history-bytes-total`. Memory engine only: Redis holds history on the Redis
+    /// engine.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(nullable = false)]
+    pub history_bytes: Option<u64>,
     /// Errors answered over REST and WebSocket, by code; every code is listed.
     #[schema(example = json!({"bad_request": 2, "topic_not_found": 1, "rate_limited": 0}))]
     pub errors: BTreeMap<String, u64>,

@@ -2,6 +2,7 @@
 //! idle long enough to close. hyper's own header timeout covers HTTP/1 only, and only once the
 //! first bytes have arrived; this covers every protocol, from accept on.
 
+use crate::http::PeerAddr;
 use std::fmt::Display;
 use std::future::Future;
 use std::pin::Pin;
@@ -87,16 +88,22 @@ impl Drop for InFlight {
 }
 
 /// A connection's service: each request is in flight from its complete headers until its
-/// response's body has been sent, or dropped (a reset stream, a closed connection).
+/// response's body has been sent, or dropped (a reset stream, a closed connection). Each request
+/// also carries who sent it (warp's own remote-address filter is filled only by `warp::serve`).
 #[derive(Clone)]
 pub struct Tracked<S> {
     inner: S,
     activity: Activity,
+    peer: PeerAddr,
 }
 
 impl<S> Tracked<S> {
-    pub fn new(inner: S, activity: Activity) -> Self {
-        Tracked { inner, activity }
+    pub fn new(inner: S, activity: Activity, peer: PeerAddr) -> Self {
+        Tracked {
+            inner,
+            activity,
+            peer,
+        }
     }
 }
 
@@ -109,7 +116,8 @@ where
     type Error = S::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
 
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        request.extensions_mut().insert(self.peer);
         let in_flight = self.activity.started();
         let response = self.inner.call(request);
         Box::pin(async move {

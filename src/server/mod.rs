@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::broker::{Broker, Close};
-use crate::http::{Connections, Counted, Limits, app};
+use crate::http::{Connections, Counted, Limits, PeerAddr, app};
 use connection::{Activity, Tracked};
 
 /// Serves until `shutdown` resolves, then shuts down gracefully within `grace`.
@@ -35,9 +35,9 @@ pub async fn serve(
     let (server_closing, _) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_failed(e).await;
                     continue;
@@ -57,7 +57,11 @@ pub async fn serve(
             tracing::debug!("cannot set TCP_NODELAY: {e}");
         }
         let activity = Activity::default();
-        let service = Tracked::new(TowerToHyperService::new(service.clone()), activity.clone());
+        let service = Tracked::new(
+            TowerToHyperService::new(service.clone()),
+            activity.clone(),
+            PeerAddr(peer),
+        );
         let io = TokioIo::new(Counted::new(stream, place));
         let connection = http
             .serve_connection_with_upgrades(io, service)

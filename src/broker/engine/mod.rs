@@ -20,6 +20,12 @@ use super::info::{HistoryPage, NodeInfo, Subscribed, TopicInfo};
 use super::outbox::Outbox;
 use crate::protocol::{Frame, Replay};
 
+/// What each message in history counts for besides its frame, in both engines: in memory its
+/// `Arc<MessageFrame>` allocation, its slot in the ring and the allocator's rounding (about 100
+/// to 150 bytes on a 64-bit build). Counting it keeps a flood of tiny messages from holding
+/// twice what the figure says.
+pub const HISTORY_ENTRY_OVERHEAD: usize = 128;
+
 /// A message accepted by the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
@@ -104,6 +110,10 @@ pub trait Engine: Send + Sync + 'static {
 
     /// This node's own figures, read without waiting (for metrics).
     fn local(&self) -> LocalFigures;
+
+    /// Bytes held by every topic's history, when this node holds it (the memory engine; Redis
+    /// accounts for its own memory).
+    fn history_bytes(&self) -> Option<u64>;
 }
 
 /// What a node holds itself.

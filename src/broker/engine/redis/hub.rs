@@ -17,6 +17,8 @@ use tokio::sync::{Notify, OnceCell, mpsc, watch};
 use crate::broker::engine::{AckBuilder, Subscriber, Subscription};
 use crate::broker::info::Subscribed;
 use crate::broker::lock;
+use crate::broker::outbox::FrameKind;
+use crate::broker::policy_log::PolicyLog;
 use crate::broker::subscribers::Subscribers;
 use crate::protocol::{Frame, ServerFrame, encode_server_frame};
 
@@ -91,6 +93,27 @@ struct Life {
     delivered: u64,
 }
 
+/// Log lines owed by a section under the topic's lock, written once it is released.
+#[derive(Default)]
+struct LogLines {
+    policy: PolicyLog,
+    /// Publications announced lost.
+    lost: u64,
+}
+
+impl LogLines {
+    fn write(self, topic: &str) {
+        if self.lost > 0 {
+            tracing::warn!(
+                topic,
+                dropped = self.lost,
+                "publications lost between Redis and this node; subscribers told with 'lagged'"
+            );
+        }
+        self.policy.write();
+    }
+}
+
 impl HubTopic {
     pub fn new(
         name: Arc<str>,
@@ -163,136 +186,148 @@ impl HubTopic {
         subscriber: Subscriber<'_>,
         ack: AckBuilder<'_>,
     ) -> Result<(), Retry> {
-        let mut st = lock(&self.state);
-        if st.gone {
-            return Err(Retry::Gone);
-        }
-        let life = st.life.get_or_insert_with(|| Life {
-            epoch: snapshot.epoch.clone(),
-            delivered: snapshot.last_seq,
-        });
-        if life.epoch != snapshot.epoch {
-            return Err(Retry::Stale);
-        }
-        let delivered = life.delivered;
-        let catch_up: Vec<Frame> = if snapshot.last_seq < delivered {
-            let first = snapshot.last_seq + 1;
-            if st.recent.front().is_none_or(|(seq, _)| *seq > first) {
+        self.locked(|st, lines| {
+            if st.gone {
+                return Err(Retry::Gone);
+            }
+            let life = st.life.get_or_insert_with(|| Life {
+                epoch: snapshot.epoch.clone(),
+                delivered: snapshot.last_seq,
+            });
+            if life.epoch != snapshot.epoch {
                 return Err(Retry::Stale);
             }
-            st.recent
-                .iter()
-                .filter(|(seq, _)| *seq >= first)
-                .map(|(_, f)| f.clone())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let outbox = subscriber.outbox;
-        outbox.push(
-            ack(&Subscribed {
+            let delivered = life.delivered;
+            let catch_up: Vec<Frame> = if snapshot.last_seq < delivered {
+                let first = snapshot.last_seq + 1;
+                if st.recent.front().is_none_or(|(seq, _)| *seq > first) {
+                    return Err(Retry::Stale);
+                }
+                st.recent
+                    .iter()
+                    .filter(|(seq, _)| *seq >= first)
+                    .map(|(_, f)| f.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let ack = ack(&Subscribed {
                 topic: &self.name,
                 epoch: &snapshot.epoch,
                 replayed: snapshot.replay.len(),
                 last_seq: snapshot.last_seq,
                 recovered: snapshot.recovered,
-            }),
-            false,
-        );
-        for frame in snapshot.replay.iter().chain(&catch_up) {
-            outbox.push(frame.clone(), true);
-        }
-        let after = snapshot.last_seq.max(delivered);
-        st.subscribers.add(subscriber.client, outbox, after);
-        self.changed.notify_one();
-        self.publish_position(&st);
-        self.drain_pending(&mut st);
-        Ok(())
+            });
+            let replay = snapshot.replay.iter().chain(&catch_up);
+            let frames = std::iter::once((ack, FrameKind::Reply))
+                .chain(replay.map(|f| (f.clone(), FrameKind::Message)));
+            let outbox = subscriber.outbox;
+            outbox.push_topic_frames(&self.name, frames, &mut lines.policy);
+            let after = snapshot.last_seq.max(delivered);
+            st.subscribers.add(subscriber.client, outbox, after);
+            self.changed.notify_one();
+            self.publish_position(st);
+            self.drain_pending(st, lines);
+            Ok(())
+        })
     }
 
     /// Applies a publication from the channel. Returns the hole to fill first when it comes
     /// after one (it is held back until [`HubTopic::fill`]).
     pub fn apply(&self, epoch: &str, seq: u64, frame: Frame) -> Option<Gap> {
-        let mut st = lock(&self.state);
-        if st.gone {
-            return None;
-        }
-        let Some(life) = &st.life else {
-            hold(&mut st, seq, Arc::from(epoch), frame);
-            return None;
-        };
-        if &*life.epoch != epoch {
-            // A publication of another life: the one we knew ended without our hearing it.
-            self.end(&mut st);
-            return None;
-        }
-        let delivered = life.delivered;
-        if seq <= delivered {
-            return None;
-        }
-        if seq == delivered + 1 {
-            self.deliver(&mut st, seq, frame);
-            self.drain_pending(&mut st);
-            return None;
-        }
-        hold(&mut st, seq, Arc::from(epoch), frame);
-        Some(Gap {
-            after: delivered,
-            up_to: seq - 1,
+        self.locked(|st, lines| {
+            if st.gone {
+                return None;
+            }
+            let Some(life) = &st.life else {
+                hold(st, seq, Arc::from(epoch), frame);
+                return None;
+            };
+            if &*life.epoch != epoch {
+                // A publication of another life: the one we knew ended without our hearing it.
+                self.end(st, lines);
+                return None;
+            }
+            let delivered = life.delivered;
+            if seq <= delivered {
+                return None;
+            }
+            if seq == delivered + 1 {
+                self.deliver(st, seq, frame, lines);
+                self.drain_pending(st, lines);
+                return None;
+            }
+            hold(st, seq, Arc::from(epoch), frame);
+            Some(Gap {
+                after: delivered,
+                up_to: seq - 1,
+            })
         })
     }
 
     /// Fills a hole with `frames` read from history (ascending seqs) and announces what history
     /// no longer had with `lagged`; then delivers what was held back behind the hole.
     pub fn fill(&self, epoch: &str, gap: Gap, frames: Vec<(u64, Frame)>) {
-        let mut st = lock(&self.state);
-        let Some(life) = &st.life else { return };
-        if st.gone || &*life.epoch != epoch {
-            return;
-        }
-        for (seq, frame) in frames {
-            let delivered = st.life.as_ref().map_or(0, |l| l.delivered);
-            if seq <= delivered || seq > gap.up_to {
-                continue;
+        self.locked(|st, lines| {
+            let Some(life) = &st.life else { return };
+            if st.gone || &*life.epoch != epoch {
+                return;
             }
-            self.announce_lost(&mut st, seq - 1);
-            self.deliver(&mut st, seq, frame);
-        }
-        self.announce_lost(&mut st, gap.up_to);
-        self.drain_pending(&mut st);
+            for (seq, frame) in frames {
+                let delivered = st.life.as_ref().map_or(0, |l| l.delivered);
+                if seq <= delivered || seq > gap.up_to {
+                    continue;
+                }
+                self.announce_lost(st, seq - 1, lines);
+                self.deliver(st, seq, frame, lines);
+            }
+            self.announce_lost(st, gap.up_to, lines);
+            self.drain_pending(st, lines);
+        });
     }
 
     /// The topic's life `epoch` ended (deleted on some node): tell the local subscribers.
     pub fn deleted(&self, epoch: &str) {
-        let mut st = lock(&self.state);
-        let ours = st.life.as_ref().is_none_or(|l| &*l.epoch == epoch);
-        if ours && !st.gone {
-            self.end(&mut st);
-        }
+        self.locked(|st, lines| {
+            let ours = st.life.as_ref().is_none_or(|l| &*l.epoch == epoch);
+            if ours && !st.gone {
+                self.end(st, lines);
+            }
+        });
     }
 
     /// Checks the hub's position against the topic's in Redis (`None`: the topic is gone), and
     /// returns the hole to fill when this node is behind.
     pub fn check(&self, current: Option<(&str, u64)>) -> Option<Gap> {
-        let mut st = lock(&self.state);
-        let life = st.life.as_ref()?;
-        match current {
-            Some((epoch, last_seq)) if epoch == &*life.epoch => (last_seq > life.delivered)
-                .then_some(Gap {
-                    after: life.delivered,
-                    up_to: last_seq,
-                }),
-            _ => {
-                if !st.gone {
-                    self.end(&mut st);
+        self.locked(|st, lines| {
+            let life = st.life.as_ref()?;
+            match current {
+                Some((epoch, last_seq)) if epoch == &*life.epoch => (last_seq > life.delivered)
+                    .then_some(Gap {
+                        after: life.delivered,
+                        up_to: last_seq,
+                    }),
+                _ => {
+                    if !st.gone {
+                        self.end(st, lines);
+                    }
+                    None
                 }
-                None
             }
-        }
+        })
     }
 
-    fn deliver(&self, st: &mut HubState, seq: u64, frame: Frame) {
-        st.subscribers.fan_out(&frame, seq, &self.name);
+    /// Runs `f` under the topic's lock, then writes the log lines it left.
+    fn locked<T>(&self, f: impl FnOnce(&mut HubState, &mut LogLines) -> T) -> T {
+        let mut lines = LogLines::default();
+        let result = f(&mut lock(&self.state), &mut lines);
+        lines.write(&self.name);
+        result
+    }
+
+    fn deliver(&self, st: &mut HubState, seq: u64, frame: Frame, lines: &mut LogLines) {
+        st.subscribers
+            .fan_out(&frame, seq, &self.name, &mut lines.policy);
         if st.recent.len() == RECENT {
             st.recent.pop_front();
         }
@@ -304,27 +339,24 @@ impl HubTopic {
     }
 
     /// Seqs up to `up_to` that were not delivered are lost: say so, and move past them.
-    fn announce_lost(&self, st: &mut HubState, up_to: u64) {
+    fn announce_lost(&self, st: &mut HubState, up_to: u64, lines: &mut LogLines) {
         let Some(life) = &mut st.life else { return };
         if up_to <= life.delivered {
             return;
         }
         let dropped = up_to - life.delivered;
         life.delivered = up_to;
-        tracing::warn!(
-            topic = %self.name,
+        lines.lost += dropped;
+        let notice = encode_server_frame(&ServerFrame::Lagged {
+            topic: &self.name,
             dropped,
-            "publications lost between Redis and this node; subscribers told with 'lagged'"
-        );
+        });
         st.subscribers
-            .notify(&encode_server_frame(&ServerFrame::Lagged {
-                topic: &self.name,
-                dropped,
-            }));
+            .notify(&self.name, &notice, &mut lines.policy);
         self.publish_position(st);
     }
 
-    fn drain_pending(&self, st: &mut HubState) {
+    fn drain_pending(&self, st: &mut HubState, lines: &mut LogLines) {
         while let Some(entry) = st.pending.first_entry() {
             let Some(life) = &st.life else { return };
             let seq = *entry.key();
@@ -332,15 +364,15 @@ impl HubTopic {
                 entry.remove();
             } else if seq == life.delivered + 1 {
                 let (_, frame) = entry.remove();
-                self.deliver(st, seq, frame);
+                self.deliver(st, seq, frame, lines);
             } else {
                 return;
             }
         }
     }
 
-    fn end(&self, st: &mut HubState) {
-        st.subscribers.delete(&self.name);
+    fn end(&self, st: &mut HubState, lines: &mut LogLines) {
+        st.subscribers.delete(&self.name, &mut lines.policy);
         self.changed.notify_one();
         st.pending.clear();
         st.recent.clear();
@@ -605,5 +637,25 @@ mod tests {
         );
         assert!(t.is_deleted());
         assert!(matches!(rx.recv().await, Some(Control::Leave(_))));
+    }
+
+    #[tokio::test]
+    async fn the_lost_line_is_logged_after_the_topic_lock_is_released() {
+        let (t, _rx) = topic();
+        let t = Arc::new(t);
+        let probed = t.clone();
+        let (_guard, logs) =
+            crate::broker::log_probe::probe_logs(move || probed.state.try_lock().is_ok());
+        let out = outbox();
+        let sub = Subscriber {
+            client: 1,
+            outbox: &out,
+        };
+        t.register(&snapshot(0, &[]), sub, &mut ack).unwrap();
+        t.apply("e", 1, Frame::from("m1"));
+        let gap = t.apply("e", 4, Frame::from("m4")).unwrap();
+        t.fill("e", gap, Vec::new()); // history had neither 2 nor 3
+        assert_eq!(logs.lines(), 1, "one line for the lost publications");
+        assert_eq!(logs.failed(), 0, "logged under the topic lock");
     }
 }

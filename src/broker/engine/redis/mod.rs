@@ -28,7 +28,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::memory::replay_start;
-use super::{AckBuilder, Engine, LocalFigures, Published, Subscriber, Subscription};
+use super::{
+    AckBuilder, Engine, HISTORY_ENTRY_OVERHEAD, LocalFigures, Published, Subscriber, Subscription,
+};
 use crate::broker::info::{HistoryPage, NodeInfo, TopicInfo};
 use crate::broker::{
     BrokerConfig, BrokerError, NodeGauges, lock, new_epoch, now_ms, validate_topic_name,
@@ -447,6 +449,8 @@ impl Engine for RedisEngine {
                         .arg(&tail)
                         .arg(self.config.history_size)
                         .arg(self.publish_command)
+                        .arg(self.config.history_bytes_per_topic)
+                        .arg(HISTORY_ENTRY_OVERHEAD)
                         .invoke_async(&mut conn),
                 )
                 .await?;
@@ -526,6 +530,10 @@ impl Engine for RedisEngine {
             subscriptions: self.hub.counts().1,
             topics: None,
         }
+    }
+
+    fn history_bytes(&self) -> Option<u64> {
+        None
     }
 
     async fn nodes(&self) -> Vec<NodeInfo> {

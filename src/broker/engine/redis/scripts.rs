@@ -43,10 +43,13 @@ return epoch",
 });
 
 /// KEYS: meta, history, channel. ARGV: frame head (up to the seq), frame tail (after it),
-/// history size, publish command. `{epoch, seq}`, or nil when the topic does not exist.
+/// history size, publish command, history bytes per topic, bytes counted per entry besides its
+/// frame. `{epoch, seq}`, or nil when the topic does not exist.
 ///
 /// Seq, history entry and delivery happen in one step, so every node sees publications in seq
-/// order and history never misses a delivered message.
+/// order and history never misses a delivered message. History keeps the newest entries
+/// within the size and the bytes (the meta's `bytes` counts what it holds; a topic kept by an
+/// older version, without that count, is counted once), always the newest one.
 pub static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -54,8 +57,24 @@ local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then return false end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local frame = ARGV[1] .. seq .. ARGV[2]
-if tonumber(ARGV[3]) > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-0', 'f', frame)
+local max_len, max_bytes, overhead = tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])
+if max_len > 0 then
+  if not redis.call('HGET', KEYS[1], 'bytes') then
+    local counted = 0
+    for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+')) do
+      counted = counted + #entry[2][2] + overhead
+    end
+    redis.call('HSET', KEYS[1], 'bytes', counted)
+  end
+  redis.call('XADD', KEYS[2], seq .. '-0', 'f', frame)
+  local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', #frame + overhead)
+  local held = redis.call('XLEN', KEYS[2])
+  while held > 1 and (held > max_len or bytes > max_bytes) do
+    local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+    redis.call('XDEL', KEYS[2], oldest[1])
+    bytes = redis.call('HINCRBY', KEYS[1], 'bytes', -(#oldest[2][2] + overhead))
+    held = held - 1
+  end
 end
 redis.call(ARGV[4], KEYS[3], 'M' .. epoch .. ':' .. seq .. ':' .. frame)
 return {epoch, seq}",

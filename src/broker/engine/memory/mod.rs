@@ -5,27 +5,37 @@
 //! under that lock, and a subscribe registers and queues its ack and replay under the same
 //! lock: that is what makes "ack, then replay, then live, no gap, no duplicate" hold while
 //! publishers are busy. Nothing under a lock waits: pushing to an outbox never blocks.
+//!
+//! History is bounded in messages and bytes, per topic and in total ([`history`]).
 
-use std::collections::{HashMap, VecDeque};
+mod history;
+
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{AckBuilder, Engine, LocalFigures, Published, Subscriber, Subscription};
 use crate::broker::info::{HistoryPage, NodeInfo, Subscribed, TopicInfo};
+use crate::broker::outbox::FrameKind;
+use crate::broker::policy_log::PolicyLog;
 use crate::broker::subscribers::Subscribers;
 use crate::broker::{BrokerConfig, BrokerError, NodeGauges, lock, new_epoch, validate_topic_name};
 use crate::protocol::{MessageFrame, Replay, encode_message_frame, format_timestamp};
+use history::{Budget, History};
 
 pub struct MemoryEngine {
     config: BrokerConfig,
     topics: RwLock<HashMap<Arc<str>, Arc<Topic>>>,
+    budget: Budget,
     gauges: Arc<NodeGauges>,
 }
 
 impl MemoryEngine {
     pub fn new(config: BrokerConfig, gauges: Arc<NodeGauges>) -> Self {
         MemoryEngine {
+            budget: Budget::new(config.history_bytes_per_topic, config.history_bytes_total),
             config,
             topics: RwLock::default(),
             gauges,
@@ -73,6 +83,7 @@ impl MemoryEngine {
         self.check_room_for_topic(&topics)?;
         let topic = self.new_topic(name);
         topics.insert(topic.name.clone(), topic.clone());
+        drop(topics);
         tracing::info!(topic = name, "topic created on first use");
         Ok(topic)
     }
@@ -118,6 +129,7 @@ impl MemoryEngine {
         let topic = self.new_topic(name);
         let info = topic.info();
         topics.insert(topic.name.clone(), topic);
+        drop(topics);
         tracing::info!(topic = name, "topic created");
         Ok(info)
     }
@@ -128,9 +140,26 @@ impl MemoryEngine {
             .write_topics()
             .remove(name)
             .ok_or_else(|| BrokerError::TopicNotFound(name.to_owned()))?;
-        topic.delete();
+        topic.delete(&self.budget);
         tracing::info!(topic = name, "topic deleted");
         Ok(())
+    }
+
+    /// Trims the oldest messages of the topics holding the most (other than `publisher`, which
+    /// trimmed itself to its share), while history as a whole is over its budget.
+    fn trim_largest(&self, publisher: &Arc<Topic>) {
+        while self.budget.over() {
+            let largest = self
+                .read_topics()
+                .values()
+                .filter(|t| !Arc::ptr_eq(t, publisher) && t.history_bytes() > 0)
+                .max_by_key(|t| t.history_bytes())
+                .cloned();
+            match largest {
+                Some(topic) => topic.trim_while_over(&self.budget),
+                None => return,
+            }
+        }
     }
 
     fn topics_now(&self) -> Vec<TopicInfo> {
@@ -159,7 +188,13 @@ impl Engine for MemoryEngine {
     }
 
     async fn publish(&self, name: &str, message: &str) -> Result<Published, BrokerError> {
-        self.with_topic(name, |topic| topic.publish(message))
+        self.with_topic(name, |topic| {
+            let published = topic.publish(message, &self.budget)?;
+            if self.budget.over() {
+                self.trim_largest(topic);
+            }
+            Ok(published)
+        })
     }
 
     async fn history(
@@ -201,6 +236,10 @@ impl Engine for MemoryEngine {
             topics: Some(topics.len() as u64),
         }
     }
+
+    fn history_bytes(&self) -> Option<u64> {
+        Some(self.budget.held() as u64)
+    }
 }
 
 /// The topic was deleted between looking it up and locking it.
@@ -213,6 +252,8 @@ struct Topic {
     name_json: String,
     epoch: Arc<str>,
     history_size: usize,
+    /// What its history holds, in bytes, readable without the lock (to find the largest).
+    history_bytes: AtomicUsize,
     state: Mutex<TopicState>,
 }
 
@@ -220,7 +261,7 @@ struct Topic {
 struct TopicState {
     last_seq: u64,
     /// The newest messages, oldest first; seqs are consecutive and end at `last_seq`.
-    history: VecDeque<Arc<MessageFrame>>,
+    history: History,
     subscribers: Subscribers,
     deleted: bool,
 }
@@ -233,12 +274,18 @@ impl Topic {
             name_json,
             epoch,
             history_size,
+            history_bytes: AtomicUsize::new(0),
             state: Mutex::new(TopicState::default()),
         }
     }
 
+    fn history_bytes(&self) -> usize {
+        self.history_bytes.load(Relaxed)
+    }
+
     /// Assigns the next seq, keeps the message in history and offers it to every subscriber.
-    fn publish(&self, message: &str) -> Result<Published, Deleted> {
+    fn publish(&self, message: &str, budget: &Budget) -> Result<Published, Deleted> {
+        let mut log = PolicyLog::default();
         let mut st = lock(&self.state);
         if st.deleted {
             return Err(Deleted);
@@ -252,13 +299,14 @@ impl Topic {
             message,
             &published_at,
         ));
-        st.subscribers.fan_out(&publication.frame, seq, &self.name);
+        st.subscribers
+            .fan_out(&publication.frame, seq, &self.name, &mut log);
         if self.history_size > 0 {
-            if st.history.len() == self.history_size {
-                st.history.pop_front();
-            }
-            st.history.push_back(publication);
+            st.history.push(publication, self.history_size, budget);
+            self.history_bytes.store(st.history.bytes(), Relaxed);
         }
+        drop(st);
+        log.write();
         Ok(Published {
             seq,
             epoch: self.epoch.clone(),
@@ -273,6 +321,7 @@ impl Topic {
         replay: &Replay<'_>,
         ack: AckBuilder<'_>,
     ) -> Result<(), Deleted> {
+        let mut log = PolicyLog::default();
         let mut st = lock(&self.state);
         if st.deleted {
             return Err(Deleted);
@@ -280,29 +329,41 @@ impl Topic {
         let (skip, recovered) = replay_start(&self.epoch, st.last_seq, st.history.len(), replay);
         let replayed = st.history.len() - skip;
         st.subscribers.add(subscriber.client, subscriber.outbox, 0);
-        let outbox = subscriber.outbox;
-        outbox.push(
-            ack(&Subscribed {
-                topic: &self.name,
-                epoch: &self.epoch,
-                replayed,
-                last_seq: st.last_seq,
-                recovered,
-            }),
-            false,
-        );
-        for publication in st.history.iter().skip(skip) {
-            outbox.push(publication.frame.clone(), true);
-        }
+        let ack = ack(&Subscribed {
+            topic: &self.name,
+            epoch: &self.epoch,
+            replayed,
+            last_seq: st.last_seq,
+            recovered,
+        });
+        let replay = st.history.iter().skip(skip);
+        let frames = std::iter::once((ack, FrameKind::Reply))
+            .chain(replay.map(|p| (p.frame.clone(), FrameKind::Message)));
+        subscriber
+            .outbox
+            .push_topic_frames(&self.name, frames, &mut log);
+        drop(st);
+        log.write();
         Ok(())
     }
 
     /// Marks the topic deleted, tells every subscriber and lets go of them and of history.
-    fn delete(&self) {
+    fn delete(&self, budget: &Budget) {
+        let mut log = PolicyLog::default();
         let mut st = lock(&self.state);
         st.deleted = true;
-        st.subscribers.delete(&self.name);
-        st.history.clear();
+        st.subscribers.delete(&self.name, &mut log);
+        st.history.clear(budget);
+        self.history_bytes.store(0, Relaxed);
+        drop(st);
+        log.write();
+    }
+
+    /// Drops the oldest messages while history as a whole is over its budget.
+    fn trim_while_over(&self, budget: &Budget) {
+        let mut st = lock(&self.state);
+        while budget.over() && st.history.pop_oldest(budget) {}
+        self.history_bytes.store(st.history.bytes(), Relaxed);
     }
 
     fn info(&self) -> TopicInfo {
@@ -365,6 +426,43 @@ pub fn replay_start(
             let missed = seq + 1 < oldest_held;
             let skip = (seq + 1).saturating_sub(oldest_held) as usize;
             (skip, Some(!missed))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::SlowConsumerPolicy;
+    use crate::broker::log_probe::probe_logs;
+    use crate::broker::outbox::Outbox;
+    use crate::protocol::Frame;
+
+    #[test]
+    fn slow_consumer_lines_are_logged_after_the_topic_and_outbox_locks_are_released() {
+        for policy in [SlowConsumerPolicy::Drop, SlowConsumerPolicy::Disconnect] {
+            let topic = Arc::new(Topic::new(Arc::from("t"), Arc::from("e"), 10));
+            let outbox = Arc::new(Outbox::new(1, 200, policy, Arc::default()));
+            let (t, o) = (topic.clone(), outbox.clone());
+            let (_guard, logs) = probe_logs(move || t.state.try_lock().is_ok() && !o.is_locked());
+            let subscriber = Subscriber {
+                client: 1,
+                outbox: &outbox,
+            };
+            let mut ack = |_: &Subscribed<'_>| Frame::from("ack");
+            topic
+                .subscribe(subscriber, &Replay::None, &mut ack)
+                .unwrap();
+            let message = format!("\"{}\"", "x".repeat(100));
+            let budget = Budget::new(1 << 20, 1 << 20);
+            for _ in 0..3 {
+                topic.publish(&message, &budget).unwrap();
+            }
+            topic
+                .subscribe(subscriber, &Replay::None, &mut ack)
+                .unwrap();
+            assert!(logs.lines() >= 1, "{policy:?}: a slow-consumer line");
+            assert_eq!(logs.failed(), 0, "{policy:?}: lines logged under a lock");
         }
     }
 }
