@@ -208,7 +208,8 @@ async fn subscriber(
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     other => {
                         open = false;
-                        lock(&log).record(Event::Unexpected(format!("connection ended: {other:?}")));
+                        let ended = format!("connection ended: {other:?}");
+                        lock(&log).record(Event::Unexpected(ended));
                         continue;
                     }
                 };
@@ -739,10 +740,23 @@ async fn run(
     }
 }
 
+/// `GET path` as JSON, tried again for a while as long as the node answers 503 (its Redis
+/// connection may still be coming back after a fault).
 async fn get(addr: SocketAddr, path: &str) -> Value {
-    let r = http_request(addr, "GET", path, &[], b"").await;
-    assert_eq!(r.status, 200, "GET {path}: {}", r.text());
-    r.json()
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = http_request(addr, "GET", path, &[], b"").await;
+        if r.status == 200 {
+            return r.json();
+        }
+        assert!(
+            r.status == 503 && Instant::now() < deadline,
+            "GET {path}: {} {}",
+            r.status,
+            r.text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Checks the record, prints the one-line summary, and fails with the violations found.
