@@ -1,6 +1,7 @@
 //! Redis for the tests: a `redis-server` of the test's own (never the machine's default port),
 //! on a free port, in a temporary folder, stopped by its pid when dropped; a Redis Cluster of
-//! three such servers; and a proxy between a node and Redis that can refuse, stall and drop.
+//! three such servers; and a proxy between a node and Redis that can stall, close every connection,
+//! or stop listening (connections refused).
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::PathBuf;
@@ -245,6 +246,9 @@ pub enum ProxyMode {
     Stall = 1,
     /// Closes every connection, open or new (a Redis that is gone).
     Refuse = 2,
+    /// Closes every open connection and stops listening, so a new one is refused
+    /// (`ECONNREFUSED`: a Redis whose process is gone); listens again on the same port after.
+    Down = 3,
 }
 
 /// A TCP proxy on loopback in front of `target`, whose behaviour the test switches.
@@ -263,9 +267,27 @@ impl Proxy {
         let (changed, _) = watch::channel(0u8);
         let (m, c) = (mode.clone(), changed.clone());
         let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let (m, rx) = (m.clone(), c.subscribe());
-                tokio::spawn(relay(client, target, m, rx));
+            let mut listener = Some(listener);
+            let mut changes = c.subscribe();
+            loop {
+                let down = mode_of(&m) == ProxyMode::Down;
+                match &listener {
+                    Some(_) if down => listener = None,
+                    Some(l) => tokio::select! {
+                        accepted = l.accept() => {
+                            let Ok((client, _)) = accepted else { return };
+                            let (m, rx) = (m.clone(), c.subscribe());
+                            tokio::spawn(relay(client, target, m, rx));
+                        }
+                        _ = changes.changed() => {}
+                    },
+                    None if down => {
+                        if changes.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                    None => listener = Some(rebind(addr).await),
+                }
             }
         });
         Proxy {
@@ -296,7 +318,20 @@ fn mode_of(mode: &AtomicU8) -> ProxyMode {
     match mode.load(Ordering::SeqCst) {
         1 => ProxyMode::Stall,
         2 => ProxyMode::Refuse,
+        3 => ProxyMode::Down,
         _ => ProxyMode::Pass,
+    }
+}
+
+/// Listens on `addr` again (the port was ours a moment ago; retried for a while).
+async fn rebind(addr: SocketAddr) -> TcpListener {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => return listener,
+            Err(e) if Instant::now() >= deadline => panic!("proxy cannot listen on {addr}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
     }
 }
 
@@ -308,7 +343,7 @@ async fn relay(
     mode: Arc<AtomicU8>,
     mut changed: watch::Receiver<u8>,
 ) {
-    if mode_of(&mode) == ProxyMode::Refuse {
+    if matches!(mode_of(&mode), ProxyMode::Refuse | ProxyMode::Down) {
         return;
     }
     let Ok(mut server) = TcpStream::connect(target).await else {
@@ -317,7 +352,7 @@ async fn relay(
     let (mut a, mut b) = ([0u8; 16 * 1024], [0u8; 16 * 1024]);
     loop {
         match mode_of(&mode) {
-            ProxyMode::Refuse => return,
+            ProxyMode::Refuse | ProxyMode::Down => return,
             ProxyMode::Stall => {
                 if changed.changed().await.is_err() {
                     return;

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::{PushInfo, PushKind, RedisError, Value};
+use redis::{ErrorKind, PushInfo, PushKind, RedisError, Value};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -616,17 +616,30 @@ async fn read(
     }))
 }
 
+/// Runs one call to Redis within `timeout`. A failure says "nothing was done" only when that is
+/// certain (see [`nothing_done`]); otherwise, like a timeout, that "the outcome is unknown".
 async fn timed<T>(
     timeout: Duration,
     call: impl Future<Output = Result<T, RedisError>>,
 ) -> Result<T, BrokerError> {
     match tokio::time::timeout(timeout, call).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(BrokerError::EngineUnavailable(format!(
+        Ok(Err(e)) if nothing_done(&e) => Err(BrokerError::EngineUnavailable(format!(
             "Redis: {e}; nothing was done"
+        ))),
+        Ok(Err(e)) => Err(BrokerError::EngineUnavailable(format!(
+            "Redis: {e}; the outcome is unknown"
         ))),
         Err(_) => Err(unavailable_after(timeout)),
     }
+}
+
+/// Whether a failed call certainly did nothing: the connection was refused, or Redis answered
+/// with an error. Any other failure may come after Redis ran the command: the client's own
+/// response timeout (which fires with ours), or a connection that broke while the command was
+/// out; a publish that failed so may still be in history and delivered.
+fn nothing_done(e: &RedisError) -> bool {
+    e.is_connection_refusal() || matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension)
 }
 
 fn unavailable_after(timeout: Duration) -> BrokerError {
@@ -863,5 +876,34 @@ fn text(value: Value) -> Option<String> {
         Value::BulkString(bytes) => String::from_utf8(bytes).ok(),
         Value::SimpleString(s) => Some(s),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+    use super::nothing_done;
+
+    #[test]
+    fn only_a_refusal_or_an_error_reply_means_nothing_was_done() {
+        let io = |kind| RedisError::from(io::Error::from(kind));
+        assert!(nothing_done(&io(io::ErrorKind::ConnectionRefused)));
+        assert!(nothing_done(&RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ResponseError),
+            "ERR"
+        ))));
+        // The command may have gone out and run: the outcome is unknown.
+        for kind in [
+            io::ErrorKind::TimedOut,
+            io::ErrorKind::BrokenPipe,
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::UnexpectedEof,
+        ] {
+            assert!(!nothing_done(&io(kind)), "{kind:?}");
+        }
+        assert!(!nothing_done(&RedisError::from((ErrorKind::Parse, "bad"))));
     }
 }
