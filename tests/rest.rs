@@ -1236,7 +1236,12 @@ async fn stats_of_a_fresh_server_has_every_field() {
     let r = server.get("/stats").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/json"));
-    let stats = r.json();
+    let mut stats = r.json();
+    // The bytes history holds are known on the memory engine; on Redis, Redis holds them.
+    if common::across_nodes() {
+        assert!(stats.get("history_bytes").is_none(), "{stats}");
+        stats["history_bytes"] = json!(0);
+    }
     assert_eq!(
         object_keys(&stats),
         BTreeSet::from([

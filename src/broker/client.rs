@@ -1,6 +1,7 @@
 //! One connected client: its outbox and the topics it is subscribed to.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
@@ -92,12 +93,36 @@ impl Client {
     /// Publishes `message`. When this client is subscribed to the topic, the message reaches
     /// its outbox before this returns, so the publisher sees its own message before the ack.
     pub async fn publish(&self, name: &str, message: &RawValue) -> Result<Published, BrokerError> {
-        let published = self.broker.publish(name, message).await?;
-        if let Some(topic) = self.topics.get(name) {
-            topic.delivered(&published.epoch, published.seq).await;
-        }
-        Ok(published)
+        publish_then_delivered(&self.broker, self.topics.get(name), name, message).await
     }
+
+    /// [`Client::publish`] as a future that borrows nothing, so that a connection can have
+    /// several publishes in flight to a networked engine (each is sent when first polled: in
+    /// the order they are made).
+    pub fn publish_detached(
+        &self,
+        name: String,
+        message: Box<RawValue>,
+    ) -> impl Future<Output = Result<Published, BrokerError>> + Send + 'static {
+        let broker = self.broker.clone();
+        let topic = self.topics.get(name.as_str()).cloned();
+        async move { publish_then_delivered(&broker, topic.as_ref(), &name, &message).await }
+    }
+}
+
+/// Publishes, then waits (boundedly) until a subscription of the publisher's own has been
+/// handed the message.
+async fn publish_then_delivered(
+    broker: &Broker,
+    own: Option<&Arc<dyn Subscription>>,
+    name: &str,
+    message: &RawValue,
+) -> Result<Published, BrokerError> {
+    let published = broker.publish(name, message).await?;
+    if let Some(topic) = own {
+        topic.delivered(&published.epoch, published.seq).await;
+    }
+    Ok(published)
 }
 
 impl Drop for Client {

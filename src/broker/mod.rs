@@ -153,10 +153,7 @@ impl fmt::Display for BrokerError {
                 "this connection holds its limit of {max} subscriptions; unsubscribe from one first"
             ),
             BrokerError::EngineUnavailable(why) => {
-                write!(
-                    f,
-                    "the engine is unavailable: {why}; nothing was done, try again"
-                )
+                write!(f, "the engine is unavailable: {why}")
             }
         }
     }
@@ -338,6 +335,12 @@ impl Broker {
             Engines::Memory(_) => "memory",
             Engines::Redis(_) => "redis",
         }
+    }
+
+    /// Whether a publish waits on the network (the Redis engine): a connection then keeps
+    /// several in flight instead of waiting for each in turn.
+    pub fn publishes_over_network(&self) -> bool {
+        matches!(self.shared.engine, Engines::Redis(_))
     }
 
     /// This node's id (random, new at every start).

@@ -5,7 +5,8 @@
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
-use futures_util::stream::SplitStream;
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesOrdered, SplitStream};
 use futures_util::{FutureExt, StreamExt};
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::Message;
@@ -21,7 +22,7 @@ use super::writer::write;
 use super::{AppState, Limits, PublishRate, with_state};
 use crate::broker::{Client, Close, FrameKind};
 use crate::protocol::{
-    ClientFrame, Command, ErrorBody, ErrorCode, ServerFrame, close, encode_server_frame,
+    ClientFrame, Command, ErrorBody, ErrorCode, Frame, ServerFrame, close, encode_server_frame,
     exceeds_depth, parse_client_frame,
 };
 
@@ -85,6 +86,7 @@ async fn serve(socket: Socket, client: Client, limits: Limits) {
         bucket: limits.publish_rate.map(TokenBucket::new),
         client,
         limits,
+        in_flight: InFlight::new(),
     };
     let ended = AssertUnwindSafe(session.run(&mut stream))
         .catch_unwind()
@@ -137,7 +139,16 @@ struct Session {
     client: Client,
     limits: Limits,
     bucket: Option<TokenBucket>,
+    /// Publishes in flight to a networked engine (empty on the memory engine).
+    in_flight: InFlight,
 }
+
+/// A connection's publishes in flight to a networked engine, each resolving to its reply, in the
+/// order they were made.
+type InFlight = FuturesOrdered<BoxFuture<'static, Frame>>;
+
+/// Publishes one connection may have in flight; past it the reader waits for the oldest.
+const MAX_IN_FLIGHT: usize = 64;
 
 impl Session {
     /// Reads client frames until the connection ends. Returns why it ended and, when the server
@@ -150,6 +161,7 @@ impl Session {
         let tick = tokio::time::sleep_until(pinger.as_ref().map_or(far, Pinger::deadline));
         let closing = outbox.closing();
         tokio::pin!(tick, closing);
+        let broker = self.client.broker().clone();
         // Why the session ended, and whether the server is closing a connection the client still
         // writes to.
         let (reason, server_closed) = loop {
@@ -161,12 +173,16 @@ impl Session {
             // Biased: a frame already read (a pong, say) is seen before the ping deadline.
             let next = tokio::select! {
                 biased;
+                Some(reply) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    outbox.push(reply, FrameKind::Reply);
+                    continue;
+                }
                 next = next => next,
                 close = &mut closing => break (close.reason, Some(close)),
                 _ = &mut tick, if pinger.is_some() => {
                     if let Some(p) = &mut pinger {
                         if !p.tick(&outbox) {
-                            self.client.broker().record_dead_connection();
+                            broker.record_dead_connection();
                             outbox.close(Close::PING_TIMEOUT);
                             break (Close::PING_TIMEOUT.reason, Some(Close::PING_TIMEOUT));
                         }
@@ -206,6 +222,25 @@ impl Session {
         (reason, linger)
     }
 
+    /// Waits for the publishes in flight and queues their replies: a subscribe's ack (which the
+    /// engine queues itself) must come after the replies to what was asked before it.
+    async fn settle(&mut self) {
+        while let Some(reply) = self.in_flight.next().await {
+            self.client.outbox().push(reply, FrameKind::Reply);
+        }
+    }
+
+    /// Queues a reply behind the publishes in flight, if any: replies keep the order of the
+    /// requests.
+    fn queue_reply(&mut self, reply: Frame) {
+        if self.in_flight.is_empty() {
+            self.client.outbox().push(reply, FrameKind::Reply);
+        } else {
+            self.in_flight
+                .push_back(Box::pin(std::future::ready(reply)));
+        }
+    }
+
     async fn handle_text(&mut self, text: &str) {
         if exceeds_depth(text.as_bytes(), self.limits.max_json_depth) {
             let message = format!(
@@ -243,6 +278,9 @@ impl Session {
         if request_id == Some(FAULT_PANIC) {
             panic!("fault injection: the client asked this connection to panic");
         }
+        if !matches!(frame.command, Command::Publish { .. }) {
+            self.settle().await;
+        }
         let client = &mut self.client;
         let result = match frame.command {
             Command::Subscribe { topic, replay } => {
@@ -275,6 +313,23 @@ impl Session {
                     let message = rate_limited_message(bucket.rate());
                     return self.reply_error(request_id, ErrorCode::RateLimited, &message);
                 }
+                if client.broker().publishes_over_network() {
+                    let in_flight = &mut self.in_flight;
+                    if in_flight.len() >= MAX_IN_FLIGHT
+                        && let Some(reply) = in_flight.next().await
+                    {
+                        client.outbox().push(reply, FrameKind::Reply);
+                    }
+                    let topic = topic.into_owned();
+                    let publish = client.publish_detached(topic.clone(), message.to_owned());
+                    let request_id = request_id.map(str::to_owned);
+                    let broker = client.broker().clone();
+                    in_flight.push_back(Box::pin(async move {
+                        let result = publish.await;
+                        published_reply(&broker, &topic, result, request_id.as_deref())
+                    }));
+                    return;
+                }
                 client.publish(&topic, message).await.map(|p| {
                     reply(
                         client,
@@ -297,13 +352,41 @@ impl Session {
         }
     }
 
-    fn reply_error(&self, request_id: Option<&str>, code: ErrorCode, message: &str) {
+    fn reply_error(&mut self, request_id: Option<&str>, code: ErrorCode, message: &str) {
         self.client.broker().record_error(code);
         let error = ErrorBody {
             code,
             message: message.to_owned(),
         };
-        reply(&self.client, &ServerFrame::Error { error, request_id });
+        self.queue_reply(encode_server_frame(&ServerFrame::Error {
+            error,
+            request_id,
+        }));
+    }
+}
+
+/// The reply to a publish made in flight: its ack, or its error (counted).
+fn published_reply(
+    broker: &crate::broker::Broker,
+    topic: &str,
+    result: Result<crate::broker::Published, crate::broker::BrokerError>,
+    request_id: Option<&str>,
+) -> Frame {
+    match result {
+        Ok(p) => encode_server_frame(&ServerFrame::Published {
+            topic,
+            seq: p.seq,
+            epoch: &p.epoch,
+            request_id,
+        }),
+        Err(e) => {
+            broker.record_error(e.code());
+            let error = ErrorBody {
+                code: e.code(),
+                message: e.to_string(),
+            };
+            encode_server_frame(&ServerFrame::Error { error, request_id })
+        }
     }
 }
 

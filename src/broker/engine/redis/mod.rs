@@ -12,6 +12,7 @@
 //! Every call to Redis is bounded by the configured timeout: past it the operation fails with
 //! `engine_unavailable`, and `/health` says why, until Redis answers again.
 
+mod batch;
 mod conn;
 mod hub;
 mod keys;
@@ -71,6 +72,8 @@ pub struct RedisEngine {
     hub: Arc<Hub>,
     control: mpsc::UnboundedSender<Control>,
     joins: mpsc::UnboundedSender<(String, oneshot::Sender<Result<(), String>>)>,
+    /// Every publish of this node, pipelined to Redis in batches.
+    batcher: batch::Batcher,
     gauges: Arc<NodeGauges>,
     health: Arc<Health>,
     /// Stops the background tasks when the engine goes.
@@ -123,9 +126,23 @@ impl RedisEngine {
         let (control, control_rx) = mpsc::unbounded_channel();
         let (joins, joins_rx) = mpsc::unbounded_channel();
         let (stop, stopped) = tokio::sync::watch::channel(());
+        let keys = Keys::new(&redis.prefix);
+        let publish_command = conn::publish_command(&redis.target);
+        let batcher = batch::Batcher::spawn(
+            commands.clone(),
+            keys.clone(),
+            batch::Fixed {
+                history_size: config.history_size,
+                publish_command,
+                history_bytes_per_topic: config.history_bytes_per_topic,
+                entry_overhead: HISTORY_ENTRY_OVERHEAD,
+            },
+            redis.timeout,
+        );
         let engine = RedisEngine {
-            keys: Keys::new(&redis.prefix),
-            publish_command: conn::publish_command(&redis.target),
+            keys,
+            publish_command,
+            batcher,
             timeout: redis.timeout,
             commands,
             hub: Arc::default(),
@@ -433,26 +450,13 @@ impl Engine for RedisEngine {
 
     async fn publish(&self, name: &str, message: &str) -> Result<Published, BrokerError> {
         validate_topic_name(name)?;
-        let keys = self.keys.topic(name);
         let name_json = serde_json::to_string(name).unwrap_or_default();
         let published_at = format_timestamp(time::OffsetDateTime::now_utc());
         let (head, tail) = message_frame_parts(&name_json, message, &published_at);
         for attempt in 0..2 {
-            let mut conn = self.commands.clone();
-            let result: Option<(String, u64)> = self
-                .call(
-                    scripts::PUBLISH
-                        .key(&keys.meta)
-                        .key(&keys.history)
-                        .key(&keys.channel)
-                        .arg(&head)
-                        .arg(&tail)
-                        .arg(self.config.history_size)
-                        .arg(self.publish_command)
-                        .arg(self.config.history_bytes_per_topic)
-                        .arg(HISTORY_ENTRY_OVERHEAD)
-                        .invoke_async(&mut conn),
-                )
+            let result = self
+                .batcher
+                .publish(name, head.clone(), tail.clone())
                 .await?;
             match result {
                 Some((epoch, seq)) => {

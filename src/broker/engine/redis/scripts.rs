@@ -50,9 +50,10 @@ return epoch",
 /// order and history never misses a delivered message. History keeps the newest entries
 /// within the size and the bytes (the meta's `bytes` counts what it holds; a topic kept by an
 /// older version, without that count, is counted once), always the newest one.
-pub static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+pub static PUBLISH: LazyLock<Script> = LazyLock::new(|| Script::new(PUBLISH_LUA));
+
+/// The source of [`PUBLISH`], for sending it whole when Redis has lost its script cache.
+pub const PUBLISH_LUA: &str = r"
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then return false end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
@@ -77,9 +78,7 @@ if max_len > 0 then
   end
 end
 redis.call(ARGV[4], KEYS[3], 'M' .. epoch .. ':' .. seq .. ':' .. frame)
-return {epoch, seq}",
-    )
-});
+return {epoch, seq}";
 
 /// KEYS: meta, history. `{epoch, seq, held}`, or nil when the topic does not exist.
 pub static INFO: LazyLock<Script> = LazyLock::new(|| {
