@@ -35,6 +35,15 @@ pub enum Control {
     Leave(Arc<str>),
 }
 
+/// When a topic's position is compared with Redis's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Every few seconds: only a topic that stopped moving can have a hole.
+    IfStuck,
+    /// After a reconnect: publications were lost.
+    Now,
+}
+
 /// A range of seqs this node has not delivered: `after + 1 ..= up_to`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gap {
@@ -81,6 +90,9 @@ struct HubState {
     /// Publications that cannot be delivered yet (no snapshot, or a hole before them).
     pending: BTreeMap<u64, (Arc<str>, Frame)>,
     recent: VecDeque<(u64, Frame)>,
+    /// The seq delivered when the last periodic check looked: a topic still there at the next
+    /// check has stopped moving.
+    checked: Option<u64>,
     subscribers: Subscribers,
     /// Subscribes under way: the topic must not be left while one is.
     joining: usize,
@@ -298,15 +310,24 @@ impl HubTopic {
 
     /// Checks the hub's position against the topic's in Redis (`None`: the topic is gone), and
     /// returns the hole to fill when this node is behind.
-    pub fn check(&self, current: Option<(&str, u64)>) -> Option<Gap> {
+    ///
+    /// A periodic check (`Check::IfStuck`) reports a hole only when this node has delivered
+    /// nothing since the previous one: publications still on their way over pub/sub are no
+    /// hole, and reading them from history meanwhile could find them trimmed already and call
+    /// them lost. After a reconnect (`Check::Now`) what is missing is reported at once.
+    pub fn check(&self, current: Option<(&str, u64)>, when: Check) -> Option<Gap> {
         self.locked(|st, lines| {
             let life = st.life.as_ref()?;
+            let delivered = life.delivered;
+            let stuck = std::mem::replace(&mut st.checked, Some(delivered)) == Some(delivered);
             match current {
-                Some((epoch, last_seq)) if epoch == &*life.epoch => (last_seq > life.delivered)
-                    .then_some(Gap {
-                        after: life.delivered,
+                Some((epoch, last_seq)) if epoch == &*life.epoch => {
+                    let behind = last_seq > delivered;
+                    (behind && (stuck || when == Check::Now)).then_some(Gap {
+                        after: delivered,
                         up_to: last_seq,
-                    }),
+                    })
+                }
                 _ => {
                     if !st.gone {
                         self.end(st, lines);
@@ -614,6 +635,33 @@ mod tests {
                 "m4",
                 "m5"
             ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_periodic_check_calls_a_topic_behind_only_once_it_stopped_moving() {
+        let (t, _rx) = topic();
+        let out = outbox();
+        t.register(
+            &snapshot(0, &[]),
+            Subscriber {
+                client: 1,
+                outbox: &out,
+            },
+            &mut ack,
+        )
+        .unwrap();
+        // Redis is at 5 while 1..5 are still on their way: no hole yet.
+        assert_eq!(t.check(Some(("e", 5)), Check::IfStuck), None);
+        t.apply("e", 1, Frame::from("m1"));
+        assert_eq!(t.check(Some(("e", 5)), Check::IfStuck), None, "it moved");
+        // Nothing arrived since: 2..5 were lost.
+        let gap = Gap { after: 1, up_to: 5 };
+        assert_eq!(t.check(Some(("e", 5)), Check::IfStuck), Some(gap));
+        // After a reconnect the hole is reported at once.
+        assert_eq!(
+            t.check(Some(("e", 6)), Check::Now),
+            Some(Gap { after: 1, up_to: 6 })
         );
     }
 

@@ -38,7 +38,7 @@ use crate::broker::{
 };
 use crate::protocol::{Frame, MessageFrame, Replay, format_timestamp, message_frame_parts};
 use conn::{Conn, PubSub};
-use hub::{Control, Gap, Hub, HubTopic, Retry, Snapshot};
+use hub::{Check, Control, Gap, Hub, HubTopic, Retry, Snapshot};
 use keys::{Keys, Payload};
 
 pub use conn::shown as shown_url;
@@ -713,7 +713,7 @@ impl Tasks {
                     Some(push) => self.on_push(push).await,
                     None => return,
                 },
-                _ = sweep.tick() => self.sweep().await,
+                _ = sweep.tick() => self.sweep(Check::IfStuck).await,
             }
         }
     }
@@ -783,7 +783,7 @@ impl Tasks {
     }
 
     /// Compares every topic's position with Redis and fills what this node missed.
-    async fn sweep(&self) {
+    async fn sweep(&self, when: Check) {
         for topic in self.hub.all() {
             let Some((epoch, _)) = topic.position() else {
                 continue;
@@ -793,7 +793,7 @@ impl Tasks {
                 return; // Redis is not answering: the next sweep tries again
             };
             let current = current.as_ref().map(|(e, s)| (e.as_str(), *s));
-            if let Some(gap) = topic.check(current) {
+            if let Some(gap) = topic.check(current, when) {
                 self.fill(&topic, &epoch, gap).await;
             }
         }
@@ -821,7 +821,7 @@ impl Tasks {
                 _ => {}
             }
             if problem.is_none() && self.health.resync.swap(false, Relaxed) {
-                self.sweep().await;
+                self.sweep(Check::Now).await;
             }
         }
     }
