@@ -7,6 +7,9 @@ COPY . .
 RUN cargo build --release --locked --bin pubsub
 
 FROM debian:bookworm-slim
+# ca-certificates: rediss:// connections trust the system's certificate authorities.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --user-group --uid 10001 --no-create-home --shell /usr/sbin/nologin pubsub
 COPY --from=build /src/target/release/pubsub /usr/local/bin/pubsub
 USER pubsub

@@ -292,3 +292,107 @@ async fn a_killed_node_leaves_the_others_serving_and_its_clients_resume_elsewher
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// `rediss://`: a Redis that speaks only TLS, its certificate made now by a CA of the test's
+/// own, which the node trusts through `SSL_CERT_FILE` (read by rustls-native-certs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reaches_redis_over_tls_with_rediss() {
+    if redis_missing() {
+        return;
+    }
+    if !common::tools::succeeds("openssl", &["version"]) {
+        return common::tools::missing_tool("openssl is not installed");
+    }
+    let dir = std::env::temp_dir().join(format!("pubsub-test-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let run = |args: &[&str]| {
+        let ok = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "redis.key",
+        "-out",
+        "redis.csr",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("san");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "redis.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "redis.pem",
+    ]);
+    let tls_port = common::redis::free_port(u16::MAX).to_string();
+    let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let (cert, key, ca) = (file("redis.pem"), file("redis.key"), file("ca.pem"));
+    let redis = RedisServer::start_with(&[
+        "--appendonly",
+        "no",
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let url = format!("rediss://127.0.0.1:{tls_port}/0");
+    let node = ChildServer::start_with_env(
+        &["--engine", "redis", "--redis-url", &url],
+        &[("SSL_CERT_FILE", &ca)],
+    );
+    common::create_topic_at(node.addr, "tls").await;
+    let mut ws = WsClient::connect(node.addr).await;
+    ws.subscribe("tls").await;
+    let mut publisher = WsClient::connect(node.addr).await;
+    assert_eq!(publisher.publish("tls", json!("over TLS")).await, 1);
+    assert_eq!(ws.recv().await["message"], "over TLS");
+    // And the plain port of the same Redis sees the topic the node wrote over TLS.
+    assert!(redis.cli(&["exists", "pubsub:{tls}:meta"]).contains('1'));
+    drop(node);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&dir);
+}

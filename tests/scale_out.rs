@@ -417,3 +417,49 @@ async fn wait_for(node: &TestServer, path: &str, check: impl Fn(&Value) -> bool)
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_or_an_acl_user_in_the_url_is_used() {
+    if redis_missing() {
+        return;
+    }
+    let redis = RedisServer::start_with(&[
+        "--appendonly",
+        "no",
+        "--requirepass",
+        "s3cret",
+        "--user",
+        "app",
+        "on",
+        ">apppass",
+        "~*",
+        "&*",
+        "+@all",
+    ]);
+    for url in [
+        format!("redis://:s3cret@127.0.0.1:{}/0", redis.port),
+        format!("redis://app:apppass@127.0.0.1:{}/0", redis.port),
+    ] {
+        let node = nodes(&url, false, 1, &[]).await;
+        node[0].create_topic("t").await;
+        let mut ws = node[0].ws().await;
+        ws.subscribe("t").await;
+        node[0]
+            .post_json("/topics/t/messages", &json!({"message": 1}))
+            .await;
+        assert_eq!(ws.recv().await["seq"], 1);
+        node[0].delete("/topics/t").await;
+    }
+    // A wrong password is refused at start-up, with a reason and without the password.
+    let config = <pubsub::config::Config as clap::Parser>::try_parse_from([
+        "pubsub",
+        "--engine",
+        "redis",
+        "--redis-url",
+        &format!("redis://app:wrong@127.0.0.1:{}/0", redis.port),
+    ])
+    .expect("flags parse");
+    let error = config.broker().await.err().expect("a wrong password fails");
+    assert!(!error.contains("wrong"), "{error}");
+    assert!(error.contains("app:***"), "{error}");
+}

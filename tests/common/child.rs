@@ -20,8 +20,14 @@ impl ChildServer {
     /// Starts `pubsub --port 0 ARGS...` with no inherited `PUBSUB_*` or `RUST_LOG`, and waits for
     /// its "listening on" line. Request logging is off: only warnings and errors are printed.
     pub fn start(args: &[&str]) -> ChildServer {
+        Self::start_with_env(args, &[])
+    }
+
+    /// [`ChildServer::start`] with `envs` set for the process.
+    pub fn start_with_env(args: &[&str], envs: &[(&str, &str)]) -> ChildServer {
         let mut child = super::cli::pubsub(&["--port", "0"])
             .args(args)
+            .envs(envs.iter().copied())
             .env("RUST_LOG", "warn,pubsub=info,pubsub::http=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
