@@ -319,7 +319,7 @@ impl HubTopic {
         self.locked(|st, lines| {
             let life = st.life.as_ref()?;
             let delivered = life.delivered;
-            let stuck = std::mem::replace(&mut st.checked, Some(delivered)) == Some(delivered);
+            let stuck = st.checked.replace(delivered) == Some(delivered);
             match current {
                 Some((epoch, last_seq)) if epoch == &*life.epoch => {
                     let behind = last_seq > delivered;
