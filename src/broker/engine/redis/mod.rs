@@ -280,16 +280,7 @@ impl RedisEngine {
     }
 
     async fn info(&self, name: &str) -> Result<Option<TopicInfo>, BrokerError> {
-        let keys = self.keys.topic(name);
-        let mut conn = self.commands.clone();
-        let found: Option<(String, u64, usize)> = self
-            .call(
-                scripts::INFO
-                    .key(&keys.meta)
-                    .key(&keys.history)
-                    .invoke_async(&mut conn),
-            )
-            .await?;
+        let found = topic_meta(&self.keys, &self.commands, self.timeout, name).await?;
         Ok(found.map(|(epoch, last_seq, in_history)| TopicInfo {
             name: Arc::from(name),
             epoch: Arc::from(epoch),
@@ -792,7 +783,7 @@ impl Tasks {
             let Ok(current) = meta else {
                 return; // Redis is not answering: the next sweep tries again
             };
-            let current = current.as_ref().map(|(e, s)| (e.as_str(), *s));
+            let current = current.as_ref().map(|(e, s, _)| (e.as_str(), *s));
             if let Some(gap) = topic.check(current, when) {
                 self.fill(&topic, &epoch, gap).await;
             }
@@ -854,24 +845,23 @@ impl Tasks {
     }
 }
 
-/// A topic's epoch and last seq in Redis; `None` when it does not exist.
+/// A topic's epoch, last seq and messages held in Redis; `None` when it does not exist.
 async fn topic_meta(
     keys: &Keys,
     commands: &Conn,
     timeout: Duration,
     name: &str,
-) -> Result<Option<(String, u64)>, BrokerError> {
+) -> Result<Option<(String, u64, usize)>, BrokerError> {
     let topic = keys.topic(name);
     let mut conn = commands.clone();
-    let found: Option<(String, u64, usize)> = timed(
+    timed(
         timeout,
         scripts::INFO
             .key(&topic.meta)
             .key(&topic.history)
             .invoke_async(&mut conn),
     )
-    .await?;
-    Ok(found.map(|(epoch, seq, _)| (epoch, seq)))
+    .await
 }
 
 /// A bulk string's text, without copying it.
