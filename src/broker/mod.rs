@@ -282,6 +282,18 @@ macro_rules! with_engine {
     };
 }
 
+/// Awaits `$call` on whichever engine is in use. The Redis engine's future is boxed: its state
+/// (scripts, channel joins, snapshots) is large, and every connection's task would otherwise
+/// carry room for it inline, idle or not; the memory engine's stays inline, and small.
+macro_rules! engine_call {
+    ($self:ident, $e:ident => $call:expr) => {
+        match &$self.shared.engine {
+            Engines::Memory($e) => $call.await,
+            Engines::Redis($e) => Box::pin($call).await,
+        }
+    };
+}
+
 struct Shared {
     config: BrokerConfig,
     engine: Engines,
@@ -350,21 +362,21 @@ impl Broker {
 
     /// Creates a topic with a fresh epoch.
     pub async fn create_topic(&self, name: &str) -> Result<TopicInfo, BrokerError> {
-        with_engine!(self, e => e.create_topic(name).await)
+        engine_call!(self, e => e.create_topic(name))
     }
 
     /// Deletes a topic; its subscribers get `topic_deleted` and are unsubscribed.
     pub async fn delete_topic(&self, name: &str) -> Result<(), BrokerError> {
-        with_engine!(self, e => e.delete_topic(name).await)
+        engine_call!(self, e => e.delete_topic(name))
     }
 
     /// Every topic, sorted by name.
     pub async fn topics(&self) -> Result<Vec<TopicInfo>, BrokerError> {
-        with_engine!(self, e => e.topics().await)
+        engine_call!(self, e => e.topics())
     }
 
     pub async fn topic(&self, name: &str) -> Result<TopicInfo, BrokerError> {
-        with_engine!(self, e => e.topic(name).await)
+        engine_call!(self, e => e.topic(name))
     }
 
     /// Publishes `message` and returns its seq and epoch. Never waits for subscribers.
@@ -378,7 +390,7 @@ impl Broker {
             });
         }
         let started = Instant::now();
-        let published = with_engine!(self, e => e.publish(name, message).await)?;
+        let published = engine_call!(self, e => e.publish(name, message))?;
         let counters = &self.shared.counters;
         counters.publish_latency(started.elapsed());
         counters.published();
@@ -392,12 +404,12 @@ impl Broker {
         since: u64,
         limit: usize,
     ) -> Result<HistoryPage, BrokerError> {
-        with_engine!(self, e => e.history(name, since, limit).await)
+        engine_call!(self, e => e.history(name, since, limit))
     }
 
     pub async fn stats(&self) -> Result<BrokerStats, BrokerError> {
         let topics = self.topics().await?;
-        let nodes = with_engine!(self, e => e.nodes().await);
+        let nodes = engine_call!(self, e => e.nodes());
         Ok(BrokerStats {
             subscriptions: topics.iter().map(|t| t.subscribers as u64).sum(),
             topics,
@@ -502,7 +514,7 @@ impl Broker {
         replay: &crate::protocol::Replay<'_>,
         ack: engine::AckBuilder<'_>,
     ) -> Result<Arc<dyn engine::Subscription>, BrokerError> {
-        with_engine!(self, e => e.subscribe(name, subscriber, replay, ack).await)
+        engine_call!(self, e => e.subscribe(name, subscriber, replay, ack))
     }
 }
 

@@ -86,7 +86,7 @@ async fn serve(socket: Socket, client: Client, limits: Limits) {
         bucket: limits.publish_rate.map(TokenBucket::new),
         client,
         limits,
-        in_flight: InFlight::new(),
+        in_flight: None,
     };
     let ended = AssertUnwindSafe(session.run(&mut stream))
         .catch_unwind()
@@ -140,12 +140,21 @@ struct Session {
     limits: Limits,
     bucket: Option<TokenBucket>,
     /// Publishes in flight to a networked engine (empty on the memory engine).
-    in_flight: InFlight,
+    /// Made at the first such publish: an idle connection does not pay for it.
+    in_flight: Option<InFlight>,
 }
 
 /// A connection's publishes in flight to a networked engine, each resolving to its reply, in the
 /// order they were made.
 type InFlight = FuturesOrdered<BoxFuture<'static, Frame>>;
+
+/// The next reply of the publishes in flight, if there are any.
+async fn next_reply(in_flight: &mut Option<InFlight>) -> Option<Frame> {
+    match in_flight {
+        Some(in_flight) => in_flight.next().await,
+        None => None,
+    }
+}
 
 /// Publishes one connection may have in flight; past it the reader waits for the oldest.
 const MAX_IN_FLIGHT: usize = 64;
@@ -173,7 +182,8 @@ impl Session {
             // Biased: a frame already read (a pong, say) is seen before the ping deadline.
             let next = tokio::select! {
                 biased;
-                Some(reply) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                Some(reply) = next_reply(&mut self.in_flight),
+                    if self.in_flight.as_ref().is_some_and(|f| !f.is_empty()) => {
                     outbox.push(reply, FrameKind::Reply);
                     continue;
                 }
@@ -225,19 +235,21 @@ impl Session {
     /// Waits for the publishes in flight and queues their replies: a subscribe's ack (which the
     /// engine queues itself) must come after the replies to what was asked before it.
     async fn settle(&mut self) {
-        while let Some(reply) = self.in_flight.next().await {
-            self.client.outbox().push(reply, FrameKind::Reply);
+        if let Some(in_flight) = &mut self.in_flight {
+            while let Some(reply) = in_flight.next().await {
+                self.client.outbox().push(reply, FrameKind::Reply);
+            }
         }
     }
 
     /// Queues a reply behind the publishes in flight, if any: replies keep the order of the
     /// requests.
     fn queue_reply(&mut self, reply: Frame) {
-        if self.in_flight.is_empty() {
-            self.client.outbox().push(reply, FrameKind::Reply);
-        } else {
-            self.in_flight
-                .push_back(Box::pin(std::future::ready(reply)));
+        match &mut self.in_flight {
+            Some(in_flight) if !in_flight.is_empty() => {
+                in_flight.push_back(Box::pin(std::future::ready(reply)));
+            }
+            _ => self.client.outbox().push(reply, FrameKind::Reply),
         }
     }
 
@@ -314,7 +326,7 @@ impl Session {
                     return self.reply_error(request_id, ErrorCode::RateLimited, &message);
                 }
                 if client.broker().publishes_over_network() {
-                    let in_flight = &mut self.in_flight;
+                    let in_flight = self.in_flight.get_or_insert_with(InFlight::new);
                     if in_flight.len() >= MAX_IN_FLIGHT
                         && let Some(reply) = in_flight.next().await
                     {
