@@ -65,10 +65,8 @@ pub use conn::Target as RedisTarget;
 
 pub struct RedisEngine {
     config: BrokerConfig,
-    keys: Keys,
+    store: Store,
     publish_command: &'static str,
-    timeout: Duration,
-    commands: Conn,
     hub: Arc<Hub>,
     control: mpsc::UnboundedSender<Control>,
     joins: mpsc::UnboundedSender<(String, oneshot::Sender<Result<(), String>>)>,
@@ -140,11 +138,13 @@ impl RedisEngine {
             redis.timeout,
         );
         let engine = RedisEngine {
-            keys,
+            store: Store {
+                keys,
+                commands,
+                timeout: redis.timeout,
+            },
             publish_command,
             batcher,
-            timeout: redis.timeout,
-            commands,
             hub: Arc::default(),
             control,
             joins,
@@ -154,9 +154,7 @@ impl RedisEngine {
             _stop: stop,
         };
         let tasks = Tasks {
-            keys: engine.keys.clone(),
-            timeout: engine.timeout,
-            commands: engine.commands.clone(),
+            store: engine.store.clone(),
             hub: engine.hub.clone(),
             health: engine.health.clone(),
             gauges: engine.gauges.clone(),
@@ -175,45 +173,17 @@ impl RedisEngine {
         Ok(engine)
     }
 
-    /// Runs one call to Redis within the timeout.
-    async fn call<T>(
-        &self,
-        call: impl Future<Output = Result<T, RedisError>>,
-    ) -> Result<T, BrokerError> {
-        timed(self.timeout, call).await
-    }
-
-    async fn read(
-        &self,
-        name: &str,
-        mode: &str,
-        count: u64,
-        seq: u64,
-        epoch: &str,
-    ) -> Result<Option<Read>, BrokerError> {
-        read(
-            &self.keys,
-            &self.commands,
-            self.timeout,
-            name,
-            mode,
-            count,
-            seq,
-            epoch,
-        )
-        .await
-    }
-
     /// Registers the name, then creates its life. Exactly one of several racing creators gets
     /// `Ok`; the others get `TopicExists`.
     async fn create(&self, name: &str) -> Result<TopicInfo, BrokerError> {
         validate_topic_name(name)?;
         let max = self.config.max_topics;
-        let mut conn = self.commands.clone();
+        let mut conn = self.store.commands.clone();
         let registered: i64 = self
+            .store
             .call(
                 scripts::REGISTER
-                    .key(self.keys.registry())
+                    .key(self.store.keys.registry())
                     .arg(name)
                     .arg(max)
                     .invoke_async(&mut conn),
@@ -223,8 +193,9 @@ impl RedisEngine {
             return Err(BrokerError::TooManyTopics { max });
         }
         let epoch = new_epoch();
-        let keys = self.keys.topic(name);
+        let keys = self.store.keys.topic(name);
         let created: i64 = self
+            .store
             .call(
                 scripts::CREATE
                     .key(&keys.meta)
@@ -258,11 +229,12 @@ impl RedisEngine {
 
     /// Every node's last report that is recent enough, this node's replaced by its live figures.
     async fn reports(&self) -> Result<Vec<(String, Report)>, BrokerError> {
-        let mut conn = self.commands.clone();
+        let mut conn = self.store.commands.clone();
         let stored: HashMap<String, String> = self
+            .store
             .call(
                 redis::cmd("HGETALL")
-                    .arg(self.keys.nodes())
+                    .arg(self.store.keys.nodes())
                     .query_async(&mut conn),
             )
             .await?;
@@ -280,7 +252,7 @@ impl RedisEngine {
     }
 
     async fn info(&self, name: &str) -> Result<Option<TopicInfo>, BrokerError> {
-        let found = topic_meta(&self.keys, &self.commands, self.timeout, name).await?;
+        let found = self.store.topic_meta(name).await?;
         Ok(found.map(|(epoch, last_seq, in_history)| TopicInfo {
             name: Arc::from(name),
             epoch: Arc::from(epoch),
@@ -301,7 +273,7 @@ impl RedisEngine {
     ) -> Result<Option<Arc<HubTopic>>, BrokerError> {
         let topic = self
             .hub
-            .join(name, || self.keys.topic(name).channel, &self.control);
+            .join(name, || self.store.keys.topic(name).channel, &self.control);
         let result = self
             .join_and_register(&topic, subscriber, replay, ack)
             .await;
@@ -325,10 +297,10 @@ impl RedisEngine {
             .get_or_try_init(|| async {
                 let (done, joined) = oneshot::channel();
                 let _ = self.joins.send((topic.channel.clone(), done));
-                match tokio::time::timeout(self.timeout, joined).await {
+                match tokio::time::timeout(self.store.timeout, joined).await {
                     Ok(Ok(Ok(()))) => Ok(()),
                     Ok(Ok(Err(why))) => Err(BrokerError::EngineUnavailable(why)),
-                    _ => Err(unavailable_after(self.timeout)),
+                    _ => Err(unavailable_after(self.store.timeout)),
                 }
             })
             .await
@@ -339,6 +311,7 @@ impl RedisEngine {
             Replay::After { seq, epoch } => ("after", 0, *seq, epoch.as_deref().unwrap_or("")),
         };
         let Some(read) = self
+            .store
             .read(&topic.name, mode, count, seq, epoch)
             .await
             .map_err(Attempt::Failed)?
@@ -374,9 +347,10 @@ impl Engine for RedisEngine {
 
     async fn delete_topic(&self, name: &str) -> Result<(), BrokerError> {
         validate_topic_name(name)?;
-        let keys = self.keys.topic(name);
-        let mut conn = self.commands.clone();
+        let keys = self.store.keys.topic(name);
+        let mut conn = self.store.commands.clone();
         let deleted: Option<String> = self
+            .store
             .call(
                 scripts::DELETE
                     .key(&keys.meta)
@@ -387,9 +361,10 @@ impl Engine for RedisEngine {
             )
             .await?;
         let _: i64 = self
+            .store
             .call(
                 redis::cmd("SREM")
-                    .arg(self.keys.registry())
+                    .arg(self.store.keys.registry())
                     .arg(name)
                     .query_async(&mut conn),
             )
@@ -404,11 +379,12 @@ impl Engine for RedisEngine {
     }
 
     async fn topics(&self) -> Result<Vec<TopicInfo>, BrokerError> {
-        let mut conn = self.commands.clone();
+        let mut conn = self.store.commands.clone();
         let mut names: Vec<String> = self
+            .store
             .call(
                 redis::cmd("SMEMBERS")
-                    .arg(self.keys.registry())
+                    .arg(self.store.keys.registry())
                     .query_async(&mut conn),
             )
             .await?;
@@ -473,6 +449,7 @@ impl Engine for RedisEngine {
         // Seqs never come near the top of u64; the clamp keeps the exclusive range valid.
         let since = since.min(u64::MAX - 1);
         let read = self
+            .store
             .read(name, "range", limit as u64, since, "")
             .await?
             .ok_or_else(|| BrokerError::TopicNotFound(name.to_owned()))?;
@@ -578,37 +555,67 @@ struct Read {
     frames: Vec<String>,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn read(
-    keys: &Keys,
-    commands: &Conn,
+/// What every call to Redis needs: where the deployment's keys are, the command connection and
+/// the timeout. Shared by the engine and its background tasks.
+#[derive(Clone)]
+struct Store {
+    keys: Keys,
+    commands: Conn,
     timeout: Duration,
-    name: &str,
-    mode: &str,
-    count: u64,
-    seq: u64,
-    epoch: &str,
-) -> Result<Option<Read>, BrokerError> {
-    let topic = keys.topic(name);
-    let mut conn = commands.clone();
-    let found: Option<(String, u64, usize, Vec<String>)> = timed(
-        timeout,
-        scripts::READ
-            .key(&topic.meta)
-            .key(&topic.history)
-            .arg(mode)
-            .arg(count)
-            .arg(seq)
-            .arg(epoch)
-            .invoke_async(&mut conn),
-    )
-    .await?;
-    Ok(found.map(|(epoch, last_seq, held, frames)| Read {
-        epoch,
-        last_seq,
-        held,
-        frames,
-    }))
+}
+
+impl Store {
+    /// Runs one call to Redis within the timeout.
+    async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, BrokerError> {
+        timed(self.timeout, call).await
+    }
+
+    /// The `READ` script on topic `name`.
+    async fn read(
+        &self,
+        name: &str,
+        mode: &str,
+        count: u64,
+        seq: u64,
+        epoch: &str,
+    ) -> Result<Option<Read>, BrokerError> {
+        let topic = self.keys.topic(name);
+        let mut conn = self.commands.clone();
+        let found: Option<(String, u64, usize, Vec<String>)> = self
+            .call(
+                scripts::READ
+                    .key(&topic.meta)
+                    .key(&topic.history)
+                    .arg(mode)
+                    .arg(count)
+                    .arg(seq)
+                    .arg(epoch)
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+        Ok(found.map(|(epoch, last_seq, held, frames)| Read {
+            epoch,
+            last_seq,
+            held,
+            frames,
+        }))
+    }
+
+    /// A topic's epoch, last seq and messages held in Redis; `None` when it does not exist.
+    async fn topic_meta(&self, name: &str) -> Result<Option<(String, u64, usize)>, BrokerError> {
+        let topic = self.keys.topic(name);
+        let mut conn = self.commands.clone();
+        self.call(
+            scripts::INFO
+                .key(&topic.meta)
+                .key(&topic.history)
+                .invoke_async(&mut conn),
+        )
+        .await
+    }
 }
 
 /// Runs one call to Redis within `timeout`. A failure says "nothing was done" only when that is
@@ -654,9 +661,7 @@ async fn stop_with(mut stopped: tokio::sync::watch::Receiver<()>, task: impl Fut
 /// What the node's background tasks share.
 #[derive(Clone)]
 struct Tasks {
-    keys: Keys,
-    timeout: Duration,
-    commands: Conn,
+    store: Store,
     hub: Arc<Hub>,
     health: Arc<Health>,
     gauges: Arc<NodeGauges>,
@@ -674,16 +679,16 @@ impl Tasks {
         loop {
             tokio::select! {
                 Some((channel, done)) = joins.recv() => {
-                    let joined = match tokio::time::timeout(self.timeout, pubsub.join(&channel)).await {
+                    let joined = match tokio::time::timeout(self.store.timeout, pubsub.join(&channel)).await {
                         Ok(Ok(())) => Ok(()),
                         Ok(Err(e)) => Err(format!("Redis: {e}")),
-                        Err(_) => Err(format!("Redis did not answer within {:?}", self.timeout)),
+                        Err(_) => Err(format!("Redis did not answer within {:?}", self.store.timeout)),
                     };
                     let _ = done.send(joined);
                 }
                 Some(Control::Leave(name)) = control.recv() => {
                     if let Some(channel) = self.hub.leave(&name) {
-                        let left = tokio::time::timeout(self.timeout, pubsub.leave(&channel)).await;
+                        let left = tokio::time::timeout(self.store.timeout, pubsub.leave(&channel)).await;
                         if !matches!(left, Ok(Ok(()))) {
                             tracing::warn!(topic = %name, "could not leave the topic's channel");
                         }
@@ -726,6 +731,7 @@ impl Tasks {
             return;
         };
         let Some(topic) = self
+            .store
             .keys
             .topic_of_channel(&channel)
             .and_then(|name| self.hub.get(name))
@@ -746,17 +752,10 @@ impl Tasks {
     /// Reads a hole from history and hands it to the hub (which announces what is missing).
     async fn fill(&self, topic: &HubTopic, epoch: &str, gap: Gap) {
         let count = gap.up_to - gap.after;
-        let read = read(
-            &self.keys,
-            &self.commands,
-            self.timeout,
-            &topic.name,
-            "range",
-            count,
-            gap.after,
-            "",
-        )
-        .await;
+        let read = self
+            .store
+            .read(&topic.name, "range", count, gap.after, "")
+            .await;
         let frames = match read {
             Ok(Some(read)) if read.epoch == epoch => read
                 .frames
@@ -779,7 +778,7 @@ impl Tasks {
             let Some((epoch, _)) = topic.position() else {
                 continue;
             };
-            let meta = topic_meta(&self.keys, &self.commands, self.timeout, &topic.name).await;
+            let meta = self.store.topic_meta(&topic.name).await;
             let Ok(current) = meta else {
                 return; // Redis is not answering: the next sweep tries again
             };
@@ -819,13 +818,13 @@ impl Tasks {
 
     /// Pings both connections (reconnecting them if needed) and reports this node.
     async fn check(&self, pubsub: &mut PubSub) -> Option<String> {
-        let mut conn = self.commands.clone();
+        let mut conn = self.store.commands.clone();
         let report =
             serde_json::to_string(&own_report(&self.hub, &self.gauges)).unwrap_or_default();
         let reported: Result<i64, _> = timed(
-            self.timeout,
+            self.store.timeout,
             redis::cmd("HSET")
-                .arg(self.keys.nodes())
+                .arg(self.store.keys.nodes())
                 .arg(&self.gauges.id)
                 .arg(report)
                 .query_async(&mut conn),
@@ -834,34 +833,15 @@ impl Tasks {
         if let Err(e) = reported {
             return Some(e.to_string());
         }
-        match tokio::time::timeout(self.timeout, pubsub.ping()).await {
+        match tokio::time::timeout(self.store.timeout, pubsub.ping()).await {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(format!("Redis pub/sub: {e}")),
             Err(_) => Some(format!(
                 "Redis pub/sub did not answer within {:?}",
-                self.timeout
+                self.store.timeout
             )),
         }
     }
-}
-
-/// A topic's epoch, last seq and messages held in Redis; `None` when it does not exist.
-async fn topic_meta(
-    keys: &Keys,
-    commands: &Conn,
-    timeout: Duration,
-    name: &str,
-) -> Result<Option<(String, u64, usize)>, BrokerError> {
-    let topic = keys.topic(name);
-    let mut conn = commands.clone();
-    timed(
-        timeout,
-        scripts::INFO
-            .key(&topic.meta)
-            .key(&topic.history)
-            .invoke_async(&mut conn),
-    )
-    .await
 }
 
 /// A bulk string's text, without copying it.
