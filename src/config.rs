@@ -1,5 +1,7 @@
 //! Command-line flags, each with an environment-variable fallback.
 
+mod auth;
+
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -7,6 +9,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::broker::{Broker, BrokerConfig, RedisConfig, RedisTarget, SlowConsumerPolicy};
 use crate::http::{Limits, Liveness, PublishRate};
+pub use auth::{AuthFlags, Secret};
 
 /// Room for the envelope around a message in a WebSocket frame or REST body.
 pub const ENVELOPE_BYTES: usize = 4096;
@@ -183,6 +186,15 @@ pub struct Config {
     #[arg(long, env = "PUBSUB_REDIS_TIMEOUT", default_value = "2", value_parser = positive_seconds)]
     pub redis_timeout: Duration,
 
+    // --- Authentication (tokens and rights) ---
+    #[command(flatten)]
+    pub auth: AuthFlags,
+
+    /// With tokens required: let anyone read /metrics (otherwise it needs an admin token).
+    #[arg(long, env = "PUBSUB_PUBLIC_METRICS",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub public_metrics: bool,
+    // --- end of authentication ---
     /// Log lines as human-readable text or as one JSON object per line.
     #[arg(long, env = "PUBSUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -227,7 +239,7 @@ fn positive_f64(s: &str) -> Result<f64, String> {
 }
 
 /// Seconds, fractions allowed ("0.5").
-fn seconds(s: &str) -> Result<Duration, String> {
+pub(crate) fn seconds(s: &str) -> Result<Duration, String> {
     let n: f64 = s.parse().map_err(|e| format!("{e}"))?;
     Duration::try_from_secs_f64(n).map_err(|_| "must be a number of seconds, 0 or more".to_owned())
 }
@@ -327,6 +339,11 @@ impl Config {
             None => Ok(Broker::new(self.broker_config())),
             Some(redis) => Broker::with_redis(self.broker_config(), redis).await,
         }
+    }
+
+    /// Tokens and rights: required when a key is configured, else open.
+    pub fn auth(&self) -> Result<crate::auth::Auth, String> {
+        self.auth.auth(self.public_metrics)
     }
 
     pub fn limits(&self) -> Limits {

@@ -11,6 +11,8 @@
 //! - [`http`]: the warp layer. Routes and handlers, the WebSocket handshake and session (pings,
 //!   limits, panic containment), Prometheus metrics, the OpenAPI and AsyncAPI documents with
 //!   Swagger UI, the live console at `/`, and the JSON form of every error.
+//! - [`auth`]: tokens and rights: JWT verification, the topic patterns a token grants, what
+//!   each action needs, and the aggregated log of refusals. No HTTP in it.
 //! - [`config`]: flags and environment.
 //! - [`server`]: the accept loop with its bound on TCP connections, the idle timeout of every
 //!   HTTP connection, and graceful shutdown; used by `main` and by tests.
@@ -18,6 +20,7 @@
 //!   by themselves, publishing, and the REST API.
 //! - [`cli`]: the `pubsub sub|pub|topics|history` commands, built on [`client`].
 
+pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod client;

@@ -26,6 +26,13 @@ async fn serve() -> ExitCode {
         return ExitCode::from(2);
     }
     init_logging(config.log_format);
+    let auth = match config.auth() {
+        Ok(auth) => auth,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // rediss:// connections use rustls; one process-wide crypto provider (ring).
     let _ = rustls::crypto::ring::default_provider().install_default();
     // A panic anywhere (a connection's task, say) is contained by its task; log it like
@@ -64,10 +71,18 @@ async fn serve() -> ExitCode {
         node = broker.node_id(),
         "engine ready"
     );
+    match auth.is_on() {
+        true => tracing::info!("tokens required on /ws and the REST API (see --auth-*)"),
+        false => tracing::warn!(
+            "no --auth-hmac-secret, --auth-hmac-secret-file or --auth-public-key: anyone who \
+             reaches this port may publish, subscribe and delete topics"
+        ),
+    }
     server::serve(
         listener,
         broker,
         config.limits(),
+        auth,
         server::shutdown_signal(),
         config.shutdown_timeout,
     )

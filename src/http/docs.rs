@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use utoipa::{OpenApi, ToSchema};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::Config;
 use warp::http::{Uri, header};
 use warp::path::{FullPath, Tail};
@@ -41,6 +42,7 @@ described by the [AsyncAPI document](/api-doc/asyncapi.json)). Every error is \
         asyncapi_document,
     ),
     components(schemas(ErrorResponse, ErrorCode)),
+    modifiers(&BearerScheme),
     tags(
         (name = "topics", description = "Create, list, inspect and delete topics"),
         (name = "messages", description = "Publish over REST and read history"),
@@ -49,6 +51,30 @@ described by the [AsyncAPI document](/api-doc/asyncapi.json)). Every error is \
     )
 )]
 pub struct ApiDoc;
+
+/// The `bearer` security scheme the protected operations name: a JWT in `Authorization`.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A JWT with `sub`, `exp` and the rights `publish` and `subscribe` (lists \
+                         of topic patterns: a name, a prefix ending in `*`, or `*`) and `admin`. \
+                         Needed only when the server is started with an `--auth-*` key \
+                         (`pubsub token` makes one for development).",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The OpenAPI document as pretty JSON, exactly as committed in `openapi/openapi.json`.
 pub fn openapi_json() -> String {
@@ -66,6 +92,7 @@ pub struct AsyncApiDocument(pub serde_json::Value);
 /// Every frame either way, which frame answers which, and examples.
 #[utoipa::path(
     get, path = "/api-doc/asyncapi.json", operation_id = "get_asyncapi", tag = "documents",
+    security(()),
     responses((status = 200, description = "The AsyncAPI document", body = AsyncApiDocument))
 )]
 pub fn asyncapi_document(document: Arc<String>) -> Response {

@@ -7,8 +7,10 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response, json, with_status};
 use warp::{Filter, filters::BoxedFilter};
 
+use super::authenticate::{Caller, authorize, caller};
 use super::error::{ApiError, method_not_allowed};
 use super::{AppState, with_state};
+use crate::auth::Need;
 use crate::protocol::{
     ErrorCode, ErrorResponse, Health, NodeStats, Stats, TopicStats, format_timestamp,
 };
@@ -24,6 +26,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     );
     let stats = warp::path!("stats").and(
         warp::get()
+            .and(caller(state.auth.clone()))
             .and(with_state(state))
             .then(stats)
             .or(get_only())
@@ -36,6 +39,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 /// (Redis) does not answer, so traffic goes to another node.
 #[utoipa::path(
     get, path = "/health", operation_id = "get_health", tag = "operations",
+    security(()),
     responses(
         (status = 200, description = "The node is healthy", body = Health),
         (status = 503, description = "The node's engine is unavailable; `reason` says why", body = Health),
@@ -65,12 +69,19 @@ pub fn health(state: AppState) -> Response {
 /// Counters for every topic and for the server.
 #[utoipa::path(
     get, path = "/stats", operation_id = "get_stats", tag = "operations",
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "The counters", body = Stats),
+        (status = 401, description = "`unauthorized`: tokens are required and none valid came", body = ErrorResponse,
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"pubsub\"`"))),
+        (status = 403, description = "`forbidden`: the token has no `admin` right", body = ErrorResponse),
         (status = 503, description = "`engine_unavailable`", body = ErrorResponse),
     )
 )]
-pub async fn stats(state: AppState) -> Response {
+pub async fn stats(caller: Caller, state: AppState) -> Response {
+    if let Err(e) = authorize(&state.auth, &caller, Need::Admin) {
+        return e.into_response();
+    }
     let stats = match state.broker.stats().await {
         Ok(stats) => stats,
         Err(e) => return ApiError::from(e).into_response(),

@@ -12,6 +12,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::auth::Auth;
 use crate::broker::{Broker, Close};
 use crate::http::{Connections, Counted, Limits, PeerAddr, app};
 use connection::{Activity, Tracked};
@@ -25,11 +26,12 @@ pub async fn serve(
     listener: TcpListener,
     broker: Broker,
     limits: Limits,
+    auth: Auth,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
     let connections = Connections::new(limits.max_http_connections);
-    let service = warp::service(app(broker.clone(), limits, connections.clone()));
+    let service = warp::service(app(broker.clone(), limits, connections.clone(), auth));
     let http = builder(limits);
     // Tells every HTTP connection that the server is shutting down; closed once all have ended.
     let (server_closing, _) = watch::channel(false);

@@ -82,11 +82,13 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let broker = config.broker().await.expect("the engine starts");
+        let auth = config.auth().expect("test auth flags are usable");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(pubsub::server::serve(
             listener,
             broker.clone(),
             config.limits(),
+            auth,
             async move {
                 let _ = stopped.await;
             },
