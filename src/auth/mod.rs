@@ -21,9 +21,6 @@ pub use verify::{KeySource, Verifier, VerifierConfig};
 /// Longest token accepted, in bytes; a longer one is refused without being parsed.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
-/// The WebSocket close code sent when a connection's token expires without a refresh.
-pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
-
 /// What an action needs of the caller's token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need<'a> {

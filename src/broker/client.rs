@@ -83,6 +83,11 @@ impl Client {
         Ok(())
     }
 
+    /// The topics this client is subscribed to.
+    pub fn subscribed_topics(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.topics.keys()
+    }
+
     /// Removes every subscription at once (the connection is going away).
     pub fn unsubscribe_all(&mut self) {
         for (_, topic) in self.topics.drain() {

@@ -14,15 +14,21 @@ use super::{
 
 /// Each client action and the server action that acknowledges it; any of them may instead be
 /// answered with `error`.
-pub const REPLIES: [(&str, &str); 4] = [
+pub const REPLIES: [(&str, &str); 5] = [
     ("subscribe", "subscribed"),
     ("unsubscribe", "unsubscribed"),
     ("publish", "published"),
     ("ping", "pong"),
+    ("refresh", "refreshed"),
 ];
 
 /// Server actions sent on the server's own initiative, not as a reply.
-pub const EVENTS: [&str; 3] = ["message", "lagged", "topic_deleted"];
+pub const EVENTS: [&str; 4] = [
+    "message",
+    "lagged",
+    "topic_deleted",
+    "subscription_revoked",
+];
 
 /// The server action that answers a client frame that failed.
 pub const ERROR: &str = "error";
@@ -73,7 +79,14 @@ pub fn asyncapi() -> Value {
     Every frame either way is one JSON object in a text frame, tagged by `action`. Every client frame \
     gets exactly one reply, its ack or an `error`, in the order sent; a reply echoes the frame's \
     `request_id` when it had one. An error never closes the connection. The REST API (topics, history, \
-    statistics) is described by the OpenAPI document at `/api-doc/openapi.json`.",
+    statistics) is described by the OpenAPI document at `/api-doc/openapi.json`.\n\n\
+    **Tokens.** When the server is started with an `--auth-*` key, the handshake must carry a JWT: \
+    in `Authorization: Bearer TOKEN` or, from a browser (whose WebSocket cannot set headers), in the \
+    `token` query parameter (`/ws?token=TOKEN`). Without a valid one the handshake is refused with \
+    HTTP 401 `unauthorized` before the upgrade. A `subscribe` or `publish` the token's rights do not \
+    cover is answered with an `error` frame `forbidden`; the connection stays open. At the token's \
+    `exp` the server closes the connection with code 4001 and reason `token expired`, unless a \
+    `refresh` with a later token for the same `sub` came first.",
             "license": { "name": env!("CARGO_PKG_LICENSE") }
         },
         "defaultContentType": "application/json",
@@ -82,7 +95,11 @@ pub fn asyncapi() -> Value {
                 "host": "localhost:8000",
                 "protocol": "ws",
                 "description": "The server as `cargo run` starts it (change the address with \
-    `--host` and `--port`)."
+    `--host` and `--port`).",
+                "security": [
+                    { "$ref": "#/components/securitySchemes/bearer" },
+                    { "$ref": "#/components/securitySchemes/tokenQuery" }
+                ]
             }
         },
         "channels": {
@@ -92,13 +109,51 @@ pub fn asyncapi() -> Value {
                 "description": "One connection carries any number of subscriptions.",
                 "servers": [{ "$ref": "#/servers/local" }],
                 "messages": channel_messages,
-                "bindings": { "ws": { "method": "GET", "bindingVersion": "0.1.0" } }
+                "bindings": { "ws": {
+                    "method": "GET",
+                    "query": {
+                        "type": "object",
+                        "properties": {
+                            "token": {
+                                "type": "string",
+                                "description": "The JWT, for clients that cannot set \
+    `Authorization` (browsers); only when the server requires tokens."
+                            }
+                        }
+                    },
+                    "headers": {
+                        "type": "object",
+                        "properties": {
+                            "Authorization": {
+                                "type": "string",
+                                "pattern": "^Bearer .+$",
+                                "description": "`Bearer TOKEN`; only when the server requires \
+    tokens."
+                            }
+                        }
+                    },
+                    "bindingVersion": "0.1.0"
+                } }
             }
         },
         "operations": operations(),
         "components": {
             "messages": messages,
-            "schemas": schemas
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "`Authorization: Bearer TOKEN` on the handshake."
+                },
+                "tokenQuery": {
+                    "type": "httpApiKey",
+                    "name": "token",
+                    "in": "query",
+                    "description": "The same JWT as the `token` query parameter, for browsers."
+                }
+            }
         }
     })
 }
@@ -179,6 +234,7 @@ fn client_examples() -> Vec<Value> {
         json!({"action": "unsubscribe", "topic": "news", "request_id": "u1"}),
         json!({"action": "publish", "topic": "news", "message": {"data": "Hello"}, "request_id": "p1"}),
         json!({"action": "ping", "request_id": "r1"}),
+        json!({"action": "refresh", "token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln", "request_id": "t1"}),
     ]
 }
 
@@ -234,6 +290,11 @@ fn server_examples() -> Vec<Value> {
             dropped: 37,
         }),
         encode_server_frame(&ServerFrame::TopicDeleted { topic: "news" }),
+        encode_server_frame(&ServerFrame::Refreshed {
+            expires_at: 1_795_000_000,
+            request_id: Some("t1"),
+        }),
+        encode_server_frame(&ServerFrame::SubscriptionRevoked { topic: "news" }),
     ];
     frames
         .iter()
