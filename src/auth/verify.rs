@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 
 use super::MAX_TOKEN_BYTES;
 use super::claims::{Claims, Principal, Rights};
@@ -95,6 +95,9 @@ impl Verifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Refusal::TooLarge);
         }
+        // The header first: a header that does not parse (`alg: none` among them, an algorithm
+        // jsonwebtoken does not know) is a malformed token, not a claims problem.
+        decode_header(token).map_err(|_| Refusal::Malformed)?;
         let data = decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| refusal(e.into_kind(), self.family))?;
         let claims = data.claims;

@@ -364,7 +364,10 @@ impl Session {
             _ => None,
         };
         if let Some(need) = need
-            && !self.access.auth.permits(self.access.principal.as_ref(), need)
+            && !self
+                .access
+                .auth
+                .permits(self.access.principal.as_ref(), need)
         {
             return self.reply_error(request_id, ErrorCode::Forbidden, &need.refused());
         }

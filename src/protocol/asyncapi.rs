@@ -23,12 +23,7 @@ pub const REPLIES: [(&str, &str); 5] = [
 ];
 
 /// Server actions sent on the server's own initiative, not as a reply.
-pub const EVENTS: [&str; 4] = [
-    "message",
-    "lagged",
-    "topic_deleted",
-    "subscription_revoked",
-];
+pub const EVENTS: [&str; 4] = ["message", "lagged", "topic_deleted", "subscription_revoked"];
 
 /// The server action that answers a client frame that failed.
 pub const ERROR: &str = "error";

@@ -2,6 +2,7 @@
 //! exactly the bytes they mean, malformed ones included) and a WebSocket client.
 #![allow(dead_code)] // each test file uses its own part of the harness
 
+pub mod auth;
 pub mod bench;
 pub mod child;
 pub mod cli;
@@ -465,6 +466,34 @@ impl WsClient {
             .expect("WebSocket connect");
         assert_eq!(response.status(), 101);
         WsClient { ws }
+    }
+
+    /// Connects with `token` in `Authorization: Bearer` (or, with `in_query`, as `?token=`);
+    /// a refused handshake is its HTTP status and JSON body.
+    pub async fn connect_with_token(
+        addr: SocketAddr,
+        token: Option<&str>,
+        in_query: bool,
+    ) -> Result<Self, (u16, Value)> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = match (token, in_query) {
+            (Some(token), true) => format!("ws://{addr}/ws?token={token}"),
+            _ => format!("ws://{addr}/ws"),
+        };
+        let mut request = url.into_client_request().expect("request");
+        if let (Some(token), false) = (token, in_query) {
+            let value = format!("Bearer {token}").parse().expect("header value");
+            request.headers_mut().insert("authorization", value);
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((ws, _)) => Ok(WsClient { ws }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let status = response.status().as_u16();
+                let body = response.body().as_deref().unwrap_or_default();
+                Err((status, serde_json::from_slice(body).unwrap_or(Value::Null)))
+            }
+            Err(e) => panic!("WebSocket connect: {e}"),
+        }
     }
 
     pub async fn send(&mut self, frame: Value) {
