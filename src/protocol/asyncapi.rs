@@ -364,6 +364,26 @@ mod tests {
     }
 
     #[test]
+    fn the_handshake_authentication_and_the_expiry_close_are_declared() {
+        let document = asyncapi();
+        let schemes = &document["components"]["securitySchemes"];
+        assert_eq!(schemes["bearer"]["scheme"], "bearer");
+        assert_eq!(schemes["tokenQuery"]["in"], "query");
+        assert_eq!(schemes["tokenQuery"]["name"], "token");
+        let security = document["servers"]["local"]["security"].as_array();
+        assert_eq!(security.map(Vec::len), Some(2));
+        let binding = &document["channels"]["ws"]["bindings"]["ws"];
+        assert!(binding["query"]["properties"]["token"].is_object());
+        assert!(binding["headers"]["properties"]["Authorization"].is_object());
+        let description = document["info"]["description"].as_str().unwrap_or_default();
+        let close = format!(
+            "code {} and reason `token expired`",
+            crate::protocol::close::TOKEN_EXPIRED
+        );
+        assert!(description.contains(&close), "{description}");
+    }
+
+    #[test]
     fn optional_fields_are_absent_not_null() {
         // A skipped `Option` is never sent as null, so the schema must not allow null.
         let text = asyncapi_json();
