@@ -768,3 +768,215 @@ async fn rights_hold_across_two_nodes_on_redis() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_rust_client_sends_its_token_and_refreshes() {
+    use pubsub::client::{Client, Error, Event, Options, Rest, Start};
+    let server = hmac_server(&["--auth-leeway", "0"]).await;
+    let url = format!("http://{}", server.addr);
+    // REST: the token goes with every call; without one, the server's 401 comes back.
+    let admin = Rest::new(&url, Some(token_for("admin", &[], &[], true))).expect("rest");
+    admin.create_topic("chat.1").await.expect("admin creates");
+    let anonymous = Rest::new(&url, None).expect("rest");
+    match anonymous.list_topics().await {
+        Err(Error::Server(e)) => assert_eq!(e.code.as_str(), "unauthorized"),
+        other => panic!("expected unauthorized, got {other:?}"),
+    }
+    let user = Rest::new(&url, Some(token_for("alice", &["chat.*"], &[], false))).expect("rest");
+    match user.list_topics().await {
+        Err(Error::Server(e)) => assert_eq!(e.code.as_str(), "forbidden"),
+        other => panic!("expected forbidden, got {other:?}"),
+    }
+    // WebSocket: refused handshake without a token, served with one.
+    let ws_url = format!("ws://{}/ws", server.ws_addr());
+    match Client::connect(&ws_url, Options::default()).await {
+        Err(Error::Connect(why)) => assert!(why.contains("401"), "{why}"),
+        other => panic!("expected a refused handshake, got {:?}", other.err()),
+    }
+    let options = Options {
+        token: Some(expiring("alice", &["news", "chat.*"], 2)),
+        ..Options::default()
+    };
+    let client = Client::connect(&ws_url, options)
+        .await
+        .expect("connect with a token");
+    let mut news = client
+        .subscribe("news", Start::Now)
+        .await
+        .expect("subscribe news");
+    let mut chat = client
+        .subscribe("chat.1", Start::Now)
+        .await
+        .expect("subscribe chat");
+    match client.subscribe("secret", Start::Now).await {
+        Err(Error::Server(e)) => assert_eq!(e.code.as_str(), "forbidden"),
+        other => panic!("expected forbidden, got {:?}", other.err()),
+    }
+    // A refused refresh leaves the connection as it was.
+    match client
+        .refresh(&token_for("mallory", &["*"], &["*"], false))
+        .await
+    {
+        Err(Error::Server(e)) => assert_eq!(e.code.as_str(), "forbidden"),
+        other => panic!("expected forbidden, got {other:?}"),
+    }
+    // A later token without news: the news subscription ends with Revoked.
+    let expires_at = client
+        .refresh(&expiring("alice", &["chat.*"], 3600))
+        .await
+        .expect("refresh");
+    assert!(expires_at >= now() + 3000);
+    let event = tokio::time::timeout(common::WAIT, news.recv())
+        .await
+        .expect("an event");
+    assert!(matches!(event, Some(Event::Revoked)), "{event:?}");
+    // Past the first token's expiry, still connected on the first connection.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let publisher = Rest::new(&url, Some(token_for("bob", &["*"], &[], false))).expect("rest");
+    let message =
+        serde_json::value::RawValue::from_string("\"still here\"".to_owned()).expect("raw");
+    publisher
+        .publish("chat.1", &message)
+        .await
+        .expect("publish");
+    let event = tokio::time::timeout(common::WAIT, chat.recv())
+        .await
+        .expect("an event");
+    match event {
+        Some(Event::Message(m)) => assert_eq!(m.message.get(), "\"still here\""),
+        other => panic!("expected the message, got {other:?}"),
+    }
+    assert_eq!(client.status().borrow().connections, 1, "never reconnected");
+    client.close().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_cli_sends_its_token_from_the_flag_or_the_environment() {
+    let server = hmac_server(&[]).await;
+    let url = format!("http://{}", server.addr);
+    let admin = token_for("admin", &[], &[], true);
+    let within = Duration::from_secs(30);
+    let run = common::cli::run(&["topics", "--url", &url, "--output", "json"], "", within).await;
+    assert!(!run.success(), "no token: refused");
+    assert!(run.stderr.contains("unauthorized"), "{}", run.stderr);
+    let run = common::cli::run(
+        &[
+            "topics", "--url", &url, "--token", &admin, "--output", "json",
+        ],
+        "",
+        within,
+    )
+    .await;
+    assert!(run.success(), "{}", run.stderr);
+    assert!(run.stdout.contains("news"), "{}", run.stdout);
+    // PUBSUB_TOKEN, and publishing over WebSocket with a publish right.
+    let writer = token_for("writer", &["news"], &[], false);
+    let mut cmd = common::cli::pubsub(&["pub", "news", "{\"n\":1}", "--url", &url]);
+    cmd.env("PUBSUB_TOKEN", &writer);
+    let run = common::tools::run_with_input(cmd, None, within).await;
+    assert!(run.success(), "{}", run.stderr);
+    let r = call(
+        &server,
+        "GET",
+        "/topics/news/messages",
+        None,
+        Some(&token_for("r", &[], &["news"], false)),
+    )
+    .await;
+    assert_eq!(r.json()["messages"][0]["message"], json!({"n": 1}));
+    // A token without the right: the command fails and says why.
+    let mut cmd = common::cli::pubsub(&["pub", "news", "1", "--url", &url]);
+    cmd.env("PUBSUB_TOKEN", token_for("reader", &[], &["news"], false));
+    let run = common::tools::run_with_input(cmd, None, within).await;
+    assert!(!run.success());
+    assert!(run.stderr.contains("forbidden"), "{}", run.stderr);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn pubsub_token_prints_a_token_the_server_accepts() {
+    let server = TestServer::with_args(&["--auth-hmac-secret", SECRET]).await;
+    let within = Duration::from_secs(30);
+    let args = [
+        "token",
+        "--sub",
+        "alice",
+        "--publish",
+        "chat.*",
+        "--subscribe",
+        "*",
+        "--admin",
+        "--ttl",
+        "1h",
+    ];
+    let mut cmd = common::cli::pubsub(&args);
+    cmd.env("PUBSUB_AUTH_HMAC_SECRET", SECRET);
+    let run = common::tools::run_with_input(cmd, None, within).await;
+    assert!(run.success(), "{}", run.stderr);
+    let token = run.stdout.trim();
+    let r = call(
+        &server,
+        "POST",
+        "/topics",
+        Some(&json!({"name": "chat.1"})),
+        Some(token),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = call(
+        &server,
+        "POST",
+        "/topics/chat.1/messages",
+        Some(&json!({"message": 1})),
+        Some(token),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let r = call(
+        &server,
+        "POST",
+        "/topics/news/messages",
+        Some(&json!({"message": 1})),
+        Some(token),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    // Signed with another secret: refused. Without a secret, or with a bad pattern: no token.
+    let run = common::cli::run(
+        &["token", "--sub", "a", "--auth-hmac-secret", "other-secret"],
+        "",
+        within,
+    )
+    .await;
+    assert!(run.success());
+    let r = call(
+        &server,
+        "GET",
+        "/topics/chat.1",
+        None,
+        Some(run.stdout.trim()),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let run = common::cli::run(&["token", "--sub", "a"], "", within).await;
+    assert_eq!(run.status.and_then(|s| s.code()), Some(2));
+    assert!(run.stderr.contains("no secret"), "{}", run.stderr);
+    let run = common::cli::run(
+        &[
+            "token",
+            "--sub",
+            "a",
+            "--publish",
+            "a*b",
+            "--auth-hmac-secret",
+            SECRET,
+        ],
+        "",
+        within,
+    )
+    .await;
+    assert_eq!(run.status.and_then(|s| s.code()), Some(2));
+    assert!(run.stderr.contains("pattern"), "{}", run.stderr);
+    server.shutdown().await;
+}

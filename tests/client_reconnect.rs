@@ -64,6 +64,7 @@ fn collect(mut sub: Subscription) -> Arc<Mutex<Vec<Seen>>> {
                 }
                 Event::EpochChanged { .. } => Seen::EpochChanged,
                 Event::TopicDeleted => Seen::Deleted,
+                Event::Revoked => panic!("no tokens here: nothing to revoke"),
                 Event::Failed(e) => panic!("subscription failed: {e:?}"),
             };
             out.lock().expect("seen").push(item);

@@ -372,6 +372,17 @@ impl Driver {
                 });
                 self.out.push(wire::ping(request_id));
             }
+            Command::Refresh { token, reply } => {
+                // Reconnects use the new token from now on, whether or not it is accepted
+                // here: the old one is about to expire anyway.
+                self.options.token = Some(token.clone());
+                if !connected {
+                    self.held.push_back(Command::Refresh { token, reply });
+                    return None;
+                }
+                let request_id = self.pending.register(Waiting::Refresh(reply));
+                self.out.push(wire::refresh(&token, request_id));
+            }
             Command::Dropped { topic, id } => {
                 self.subs
                     .drop_sub(&topic, Some(id), &mut self.pending, &mut self.out);
@@ -419,6 +430,7 @@ impl Driver {
             }) => tracing::warn!("a reply without request_id: {reply:?}"),
             Ok(Incoming::Lagged { topic }) => self.subs.on_lagged(&topic, pending, out),
             Ok(Incoming::TopicDeleted { topic }) => self.subs.on_deleted(&topic),
+            Ok(Incoming::Revoked { topic }) => self.subs.on_revoked(&topic),
             Ok(Incoming::Unknown(action)) => tracing::debug!(%action, "unknown frame ignored"),
             Err(bad) => {
                 tracing::warn!("{}", bad.reason);

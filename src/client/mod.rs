@@ -130,6 +130,10 @@ pub(crate) enum Command {
     Ping {
         reply: oneshot::Sender<Result<Duration, Error>>,
     },
+    Refresh {
+        token: String,
+        reply: oneshot::Sender<Result<u64, Error>>,
+    },
     /// A [`Subscription`] was dropped.
     Dropped { topic: String, id: u64 },
     /// Close the connection and end the task.
@@ -271,6 +275,22 @@ impl Client {
     pub async fn ping(&self) -> Result<Duration, Error> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Ping { reply }).await?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Replaces the connection's token before it expires (the server closes a connection with
+    /// 4001 "token expired" at its token's `exp`). The new token must be for the same `sub` and
+    /// expire no earlier; it is used for every reconnect from now on. Returns its expiry
+    /// (seconds since the Unix epoch). Subscriptions its rights no longer cover end with
+    /// [`Event::Revoked`]. A refused token leaves the current one in force on the connection
+    /// ([`Error::Server`] with `unauthorized`, `forbidden` or `bad_request`).
+    pub async fn refresh(&self, token: &str) -> Result<u64, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Refresh {
+            token: token.to_owned(),
+            reply,
+        })
+        .await?;
         rx.await.map_err(|_| Error::Closed)?
     }
 
