@@ -87,6 +87,37 @@ async fn swagger_ui_lists_every_operation_and_executes_requests() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swagger_ui_authorize_turns_401_into_201() {
+    if let Some(reason) = browser_missing() {
+        return missing_tool(&reason);
+    }
+    let secret = common::auth::SECRET;
+    let server = TestServer::with_args(&["--auth-hmac-secret", secret]).await;
+    let token = common::auth::hs256(&common::auth::claims("swagger", &[], &[], true));
+    let run = node(
+        "swagger_ui_auth.mjs",
+        &[&format!("http://{}", server.addr), &token],
+    )
+    .await;
+    assert!(run.success(), "{}", run.describe());
+    let report = run.json();
+    assert_eq!(report["without_token"]["status"], 401, "{report}");
+    assert_eq!(report["with_token"]["status"], 201, "{report}");
+    // Seen from here too: the topic exists, created with the token the browser was given.
+    let auth = format!("Bearer {token}");
+    let r = server
+        .request(
+            "GET",
+            "/topics/authorized-in-swagger-ui",
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_page_delivers_from_one_page_to_another() {
     if let Some(reason) = browser_missing() {
         return missing_tool(&reason);

@@ -42,8 +42,8 @@ fn verify(auth: &Auth, token: Option<Result<String, Refusal>>) -> Caller {
             // required; an open server ignores it.
             return match auth.is_on() {
                 true => {
-                    auth.refusals().note(&refusal);
-                    Err(unauthorized(&refusal))
+                    auth.refusals().note(refusal);
+                    Err(unauthorized(refusal))
                 }
                 false => Ok(None),
             };
