@@ -93,7 +93,7 @@ async fn swagger_ui_authorize_turns_401_into_201() {
     }
     let secret = common::auth::SECRET;
     let server = TestServer::with_args(&["--auth-hmac-secret", secret]).await;
-    let token = common::auth::hs256(&common::auth::claims("swagger", &[], &[], true));
+    let token = common::auth::hs256(&common::auth::all_rights());
     let run = node(
         "swagger_ui_auth.mjs",
         &[&format!("http://{}", server.addr), &token],
