@@ -3,7 +3,7 @@
 //!
 //! The subscribers go through the proxy: the Rust client (`pubsub::client`), the command line
 //! (`pubsub sub`, the real binary as a child process) and, where node has a WebSocket, the
-//! JavaScript client (`clients/js/pubsub-client.mjs`, run by `tests/clients/js_subscriber.mjs`,
+//! JavaScript client (`clients/js/dist`, run by `tests/clients/js_subscriber.mjs`,
 //! which prints what `pubsub sub` prints). A publisher connects to the server directly. Whatever
 //! the proxy does, each subscriber must show every seq exactly once, in order, while history
 //! covers the time it was away, and report the gap (an event; a JSON line, and for `pubsub sub`

@@ -1,9 +1,9 @@
-// `node js_subscriber.mjs URL TOPIC...`: subscribes with clients/js/pubsub-client.mjs and prints
+// `node js_subscriber.mjs URL TOPIC...`: subscribes with the JavaScript client (clients/js/dist) and prints
 // every event as one JSON line, in the shape `pubsub sub --output json` prints, so that
 // tests/client_reconnect.rs checks the JavaScript client exactly as it checks the command line.
 // Reconnects go to stderr as `reconnected (reconnect N)`. Exits once every subscription ended,
 // or on SIGTERM.
-import { PubSubClient } from '../../clients/js/pubsub-client.mjs';
+import { PubSubClient } from '../../clients/js/dist/index.js';
 
 const [url, ...topics] = process.argv.slice(2);
 const print = (line) => process.stdout.write(`${JSON.stringify(line)}\n`);
