@@ -109,13 +109,45 @@ async fn console_page_delivers_from_one_page_to_another() {
             .is_some_and(|r| r.contains(r#"{"text":"hello from page A","n":[1,2]}"#)),
         "{report}"
     );
-    assert_eq!(report["b_messages"], 1);
+    assert_eq!(report["b_messages"], 6);
     assert_eq!(report["a_messages"], 0);
-    // The server saw it happen: one topic, one message, delivered once (to page B).
+    // The server saw it happen: one topic, six messages, each delivered once (to page B).
     let topic = server.get("/topics/console-demo").await.json();
-    assert_eq!(topic["messages_published"], 1, "{topic}");
+    assert_eq!(topic["messages_published"], 6, "{topic}");
     let stats = server.stats().await;
-    assert_eq!(stats["messages_delivered"], 1, "{stats}");
+    assert_eq!(stats["messages_delivered"], 6, "{stats}");
+    // The chart's numbers are the server's: its counter, the two pages' connections, and rates
+    // that add up to what was published while it sampled.
+    let chart = report["chart"].as_array().expect("chart samples");
+    let last = chart.last().expect("a sample");
+    assert_eq!(last["published"], 6, "{report}");
+    assert_eq!(
+        last["connections"], 2,
+        "two pages, two connections: {report}"
+    );
+    assert!(
+        chart
+            .iter()
+            .all(|s| s["connections"] == 1 || s["connections"] == 2),
+        "{report}"
+    );
+    // A rate is above 0 exactly where the counter moved since the sample before.
+    for pair in chart.windows(2) {
+        let moved = pair[1]["published"].as_u64() > pair[0]["published"].as_u64();
+        let rate = pair[1]["rate"].as_f64().expect("a rate");
+        assert_eq!(moved, rate > 0.0, "{pair:?}");
+    }
+    assert!(
+        chart.iter().any(|s| s["rate"].as_f64() > Some(0.0)),
+        "{report}"
+    );
+    assert!(
+        report["chart_legend"]
+            .as_str()
+            .is_some_and(|l| l.ends_with("2 WebSocket connections")),
+        "{report}"
+    );
+    assert_eq!(report["token_field"], "console-t0ken");
     server
         .get("/topics/no-such-topic")
         .await
