@@ -24,7 +24,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The packages the Python-based tests need: the README's examples (`websockets`), the
+/// The packages the Python-based tests need: the examples of README.md and docs/ (`websockets`), the
 /// generated client (`openapi-python-client`, and `python-dateutil`, which the generated code
 /// imports), `tests/schemathesis.rs` (the same range `.ci/run` installs), and
 /// `tests/compose.rs` (`pyyaml`, to read `compose.yaml`).
