@@ -153,3 +153,46 @@ async fn console_page_delivers_from_one_page_to_another() {
         .await
         .assert_error(404, "topic_not_found");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_page_shows_its_reconnects_and_the_gaps_history_did_not_cover() {
+    if let Some(reason) = browser_missing() {
+        return missing_tool(&reason);
+    }
+    let server = TestServer::with_args(&["--history-size", "3"]).await;
+    let run = node(
+        "console_reconnect.mjs",
+        &[&format!("http://{}", server.addr)],
+    )
+    .await;
+    assert!(run.success(), "{}", run.describe());
+    let report = run.json();
+    assert_eq!(report["while_away"], "reconnecting", "{report}");
+    assert_eq!(report["reconnects_after_first"], "1", "{report}");
+    assert_eq!(report["reconnects"], "2", "{report}");
+    assert_eq!(report["gaps"], "1", "{report}");
+    // What the page listed, oldest first: 1 and 2, the gap (3..9 gone from a history of 3),
+    // 10..12, then 13 and 14 after an outage history covered: each seq once.
+    let gap = "reconnect-demo: gap: 7 messages after seq 2 are no longer in history (cause: \
+               disconnected); next is seq 10";
+    assert_eq!(
+        report["shown"],
+        json!([1, 2, gap, 10, 11, 12, 13, 14]),
+        "{report}"
+    );
+    let log: Vec<&str> = report["log"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for line in [
+        "connection lost",
+        "reconnected (connection 2)",
+        "reconnected (connection 3)",
+    ] {
+        assert!(log.iter().any(|l| l.contains(line)), "{line:?} in {log:?}");
+    }
+    let topic = server.get("/topics/reconnect-demo").await.json();
+    assert_eq!(topic["messages_published"], 14, "{topic}");
+}
