@@ -116,6 +116,8 @@ const MARKERS: &[(&str, &str)] = &[
     ("javascript", "javascript"),
     ("rust", "rust"),
     ("cli", "bash"),
+    ("security", "bash"),
+    ("security-python", "python"),
 ];
 
 /// The text of `file`, relative to the repository.
@@ -505,6 +507,14 @@ fn error_table_lists_every_code_with_its_status() {
         );
     }
     let text = read_doc(closes);
+    let token_expired = format!(
+        "| {} | `token expired` |",
+        pubsub::protocol::close::TOKEN_EXPIRED
+    );
+    assert!(
+        text.contains(&token_expired),
+        "{closes}'s close table lacks {token_expired}"
+    );
     for close in [
         Close::SLOW_CONSUMER,
         Close::PING_TIMEOUT,
@@ -822,6 +832,12 @@ fn expected_output(name: &str) -> &'static [&'static [&'static str]] {
             &["node 2:", "'action': 'message'", "'message': {'id': 1}"],
             &["node 1:", "'action': 'published'", "'seq': 1"],
         ],
+        "security-python" => &[
+            &["without a token: 401"],
+            &[r#""action":"subscribed""#, r#""topic":"chat.general""#],
+            &[r#""action":"message""#, r#""message":"hi""#],
+            &[r#""code":"forbidden""#, "'news'"],
+        ],
         "javascript" => &[
             &["subscribed", r#""lastSeq":0"#],
             &["#1", r#""Hello from JavaScript""#],
@@ -936,9 +952,10 @@ fn printed_outputs_are_compared_modulo_volatile_values_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_examples_work_as_written() {
     // The several-nodes example runs against nodes of its own, below.
+    // The security example runs against a server that requires tokens, below.
     let examples: Vec<(String, Block)> = examples("python")
         .into_iter()
-        .filter(|(_, b)| !in_nodes_section(b))
+        .filter(|(n, b)| !in_nodes_section(b) && n != "security-python")
         .collect();
     assert!(
         examples.iter().any(|(n, _)| n == "python")
@@ -1185,6 +1202,79 @@ async fn command_line_example_prints_as_shown() {
         shown.at(),
         run.describe()
     );
+    server.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Security
+
+/// The secret the security walkthrough's server verifies with, exported to the example as it
+/// tells the reader to.
+const WALKTHROUGH_SECRET: &str = "readme-walkthrough-secret-0123456789abcdef";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_walkthrough_runs_as_written() {
+    let all = all_blocks();
+    let find = |name: &str| {
+        let at = all
+            .iter()
+            .position(|b| b.example_name() == Some(name))
+            .unwrap_or_else(|| panic!("docs/ has no example marked readme-example: {name}"));
+        (&all[at], printed_output(name))
+    };
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_pubsub"))
+        .parent()
+        .expect("the binary's directory");
+    let server = TestServer::with_args(&["--auth-hmac-secret", WALKTHROUGH_SECRET]).await;
+
+    // The shell walkthrough: pubsub token, curl and the command line.
+    let (example, shown) = find("security");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut sh = Command::new("sh");
+    sh.arg("-e")
+        .env("PATH", &path)
+        .env("PUBSUB_AUTH_HMAC_SECRET", WALKTHROUGH_SECRET);
+    let run_sh = run(sh, Some(("example.sh", &localize(&example.body, &server)))).await;
+    assert!(
+        run_sh.status.success(),
+        "the security walkthrough failed:\n{}",
+        run_sh.describe()
+    );
+    let got: Vec<String> = run_sh.stdout.lines().map(mask).collect();
+    let want: Vec<String> = shown.body.lines().map(mask).collect();
+    assert_eq!(
+        got,
+        want,
+        "{}: the walkthrough prints something else\n{}",
+        shown.at(),
+        run_sh.describe()
+    );
+
+    // The Python example, on the same server (it reads what the walkthrough published).
+    let python = match python_with(&["websockets"]) {
+        Ok(python) => python,
+        Err(reason) => return missing_tool(&reason),
+    };
+    let (example, _) = find("security-python");
+    let mut command = python.command("python3");
+    let mut path = vec![bin_dir.to_owned()];
+    path.extend(std::env::split_paths(
+        &command
+            .get_envs()
+            .find(|(k, _)| *k == "PATH")
+            .and_then(|(_, v)| v.map(|v| v.to_owned()))
+            .unwrap_or_default(),
+    ));
+    command
+        .env("PATH", std::env::join_paths(path).expect("PATH joins"))
+        .env("PUBSUB_AUTH_HMAC_SECRET", WALKTHROUGH_SECRET);
+    let script = localize(&example.body, &server);
+    let run_py = run(command, Some(("example.py", &script))).await;
+    assert_output("security-python", &run_py);
     server.shutdown().await;
 }
 
