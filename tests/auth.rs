@@ -763,7 +763,6 @@ async fn rights_hold_across_two_nodes_on_redis() {
     for node in [&a, &b] {
         assert_eq!(node.get("/topics/chat.1/messages").await.status, 401);
     }
-    // The per-connection limits still apply to an authenticated connection.
     drop(ws);
     a.shutdown().await;
     b.shutdown().await;
@@ -978,5 +977,48 @@ async fn pubsub_token_prints_a_token_the_server_accepts() {
     .await;
     assert_eq!(run.status.and_then(|s| s.code()), Some(2));
     assert!(run.stderr.contains("pattern"), "{}", run.stderr);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_per_connection_limits_still_apply_to_authenticated_connections() {
+    let server = TestServer::with_args(&[
+        "--auth-hmac-secret",
+        SECRET,
+        "--max-subscriptions-per-connection",
+        "1",
+        "--publish-rate",
+        "1",
+    ])
+    .await;
+    let admin = hs256(&claims("admin", &[], &[], true));
+    for name in ["a", "b"] {
+        let r = call(
+            &server,
+            "POST",
+            "/topics",
+            Some(&json!({"name": name})),
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(r.status, 201);
+    }
+    let token = hs256(&all_rights());
+    let mut ws = WsClient::connect_with_token(server.ws_addr(), Some(&token), false)
+        .await
+        .expect("accepted");
+    assert_eq!(ws.subscribe("a").await["action"], "subscribed");
+    let reply = ws
+        .request(json!({"action": "subscribe", "topic": "b"}))
+        .await;
+    assert_eq!(reply["error"]["code"], "too_many_subscriptions", "{reply}");
+    let first = ws
+        .request(json!({"action": "publish", "topic": "b", "message": 1}))
+        .await;
+    assert_eq!(first["action"], "published", "{first}");
+    let second = ws
+        .request(json!({"action": "publish", "topic": "b", "message": 2}))
+        .await;
+    assert_eq!(second["error"]["code"], "rate_limited", "{second}");
     server.shutdown().await;
 }
