@@ -118,6 +118,43 @@ async fn swagger_ui_authorize_turns_401_into_201() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_uses_its_token_field_on_a_secured_server() {
+    if let Some(reason) = browser_missing() {
+        return missing_tool(&reason);
+    }
+    use common::auth::{SECRET, claims, hs256};
+    let server = TestServer::with_args(&["--auth-hmac-secret", SECRET]).await;
+    let token = hs256(&claims("console", &["console.*"], &["console.*"], true));
+    let run = node(
+        "console_auth.mjs",
+        &[&format!("http://{}", server.addr), &token],
+    )
+    .await;
+    assert!(run.success(), "{}", run.describe());
+    let report = run.json();
+    assert_eq!(report["without_token"], "disconnected", "{report}");
+    assert!(
+        report["received"]
+            .as_str()
+            .is_some_and(|r| r.contains(r#"{"secured":true}"#)),
+        "{report}"
+    );
+    // Seen from here: the topic the page created holds the one message it published.
+    let auth = format!("Bearer {token}");
+    let topic = server
+        .request(
+            "GET",
+            "/topics/console.secured",
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .await
+        .json();
+    assert_eq!(topic["messages_published"], 1, "{topic}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_page_delivers_from_one_page_to_another() {
     if let Some(reason) = browser_missing() {
         return missing_tool(&reason);
