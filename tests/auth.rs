@@ -1022,3 +1022,53 @@ async fn the_per_connection_limits_still_apply_to_authenticated_connections() {
     assert_eq!(second["error"]["code"], "rate_limited", "{second}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn start_up_says_whether_tokens_are_required() {
+    let open = ChildServer::start(&[]);
+    let secured = ChildServer::start(&["--auth-hmac-secret", SECRET]);
+    // The lines come right after "listening on": wait until both servers have logged theirs.
+    let said = |server: &ChildServer| {
+        server
+            .log()
+            .iter()
+            .any(|l| l.contains("tokens required") || l.contains("anyone who reaches"))
+    };
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while !(said(&open) && said(&secured)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no start-up line about tokens"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let warned = |server: &ChildServer| {
+        server
+            .log()
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("anyone who reaches this port"))
+    };
+    assert!(warned(&open), "{:#?}", open.log());
+    assert!(!warned(&secured), "{:#?}", secured.log());
+    assert!(
+        secured.log().iter().any(|l| l.contains("tokens required")),
+        "{:#?}",
+        secured.log()
+    );
+    // The open server serves without tokens, as before.
+    let r = common::http_request(open.addr, "GET", "/topics", &[], b"").await;
+    assert_eq!(r.status, 200);
+    // A bad key stops the binary with a clear error and exit code 2.
+    let run = common::cli::run(
+        &["--auth-public-key", "/nonexistent.pem", "--port", "0"],
+        "",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(run.status.and_then(|s| s.code()), Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot read --auth-public-key"),
+        "{}",
+        run.stderr
+    );
+}
