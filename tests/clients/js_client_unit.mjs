@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { PubSubClient, PubSubError, backoffDelay, rest, websocketUrl } from '../../clients/js/dist/index.js';
+import { PubSubClient, PubSubError, backoffDelay, rest, tokenExpiry, websocketUrl } from '../../clients/js/dist/index.js';
 
 /** A WebSocket the test plays the server of. */
 class FakeSocket {
@@ -276,4 +276,109 @@ test('rest sends JSON with the token as a bearer token and returns errors as ans
   assert.deepEqual(denied, { status: 401, ok: false, body: { error: { code: 'unauthorized', message: 'no token' } } });
   assert.deepEqual(calls[1].init, { method: 'GET', headers: {} });
   assert.equal((await rest('http://h:1', '/empty', { fetch: fakeFetch })).body, null);
+});
+
+/** An unsigned JWT-shaped token expiring in `seconds` (the client only reads its `exp`). */
+function jwt(seconds, name = 't') {
+  const part = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  return `${part({ alg: 'HS256' })}.${part({ sub: name, exp: Math.floor(Date.now() / 1000) + seconds, name })}.sig`;
+}
+
+test('tokenExpiry reads exp from the payload without verifying, undefined otherwise', () => {
+  const token = jwt(100);
+  const exp = JSON.parse(Buffer.from(token.split('.')[1], 'base64url')).exp;
+  assert.equal(tokenExpiry(token), exp * 1000);
+  for (const bad of [undefined, '', 'hello', 'a.!!!.c', `a.${Buffer.from('{"exp":"soon"}').toString('base64url')}.c`]) {
+    assert.equal(tokenExpiry(bad), undefined, String(bad));
+  }
+});
+
+test('subscription_revoked, and forbidden on a resubscribe, end the subscription as revoked', async () => {
+  const client = await connected();
+  const news = [];
+  const chat = [];
+  client.subscribe('news', {}, (e) => news.push(e));
+  client.subscribe('chat', {}, (e) => chat.push(e));
+  const [n, c] = socket().take();
+  ack(socket(), n, { lastSeq: 0 });
+  ack(socket(), c, { lastSeq: 0 });
+  socket().push({ action: 'subscription_revoked', topic: 'news' });
+  messages(socket(), 'news', [1]);
+  assert.deepEqual(news.map((e) => [e.type, e.topic, e.error]), [['revoked', 'news', null]]);
+  const again = await reconnect();
+  assert.equal(again.topic, 'chat');
+  socket().push({ action: 'error', error: { code: 'forbidden', message: "this token may not subscribe to 'chat'" }, request_id: again.request_id });
+  assert.deepEqual(chat.map((e) => [e.type, e.error?.code]), [['revoked', 'forbidden']]);
+  client.close();
+});
+
+test('getToken gives the token of every connection, a 4001 asks it again, and it refreshes before exp', async () => {
+  const given = [];
+  const getToken = async () => {
+    const token = jwt(2, `t${given.length + 1}`);
+    given.push(token);
+    return token;
+  };
+  const client = await connected({ getToken, token: 'ignored' });
+  assert.equal(new URL(socket().url).searchParams.get('token'), given[0]);
+  // Halfway through the token's 1 to 2 seconds: a refresh with the next token.
+  let frame;
+  while (!(frame = socket().take().find((f) => f.action === 'refresh'))) await tick(20);
+  assert.equal(frame.token, given[1]);
+  socket().push({ action: 'refreshed', request_id: frame.request_id });
+  await tick();
+  // The server closes at exp: a new connection with a new token, at once.
+  const before = FakeSocket.all.length;
+  socket().onclose({ code: 4001, reason: 'token expired' });
+  while (FakeSocket.all.length === before) await tick(1);
+  assert.equal(new URL(socket().url).searchParams.get('token'), given.at(-1));
+  assert.equal(given.length, 3);
+  await tick();
+  assert.equal(client.status.tokenExpired, false);
+  assert.equal(client.status.connections, 2);
+  client.close();
+});
+
+test('a getToken that fails is a failed connect, retried with backoff', async () => {
+  let calls = 0;
+  const getToken = () => {
+    calls += 1;
+    if (calls === 1) throw new Error('identity provider down');
+    return 'plain';
+  };
+  FakeSocket.all = [];
+  await assert.rejects(PubSubClient.connect('http://h:1', { WebSocket: FakeSocket, getToken }),
+    (e) => e.code === 'connect_failed' && /getToken failed: identity provider down/.test(e.message));
+  assert.equal(FakeSocket.all.length, 0);
+});
+
+test('without getToken an expiry is reported and nothing is retried until refresh(token)', async () => {
+  const statuses = [];
+  const client = await connected({ token: jwt(60, 'first'), onStatus: (s) => statuses.push(s) });
+  const events = [];
+  client.subscribe('news', {}, (e) => events.push(e));
+  ack(socket(), socket().take()[0], { lastSeq: 3 });
+  socket().onclose({ code: 4001, reason: 'token expired' });
+  await tick(50);
+  assert.equal(FakeSocket.all.length, 1, 'no reconnect with the expired token');
+  assert.deepEqual([client.status.connected, client.status.tokenExpired], [false, true]);
+  assert.match(client.status.lastError, /token_expired/);
+  const refreshed = client.refresh(jwt(60, 'second'));
+  while (FakeSocket.all.length === 1) await tick(1);
+  assert.match(new URL(socket().url).searchParams.get('token'), /\./);
+  assert.equal(tokenExpiry(new URL(socket().url).searchParams.get('token')) > Date.now(), true);
+  await tick();
+  const sent = socket().take();
+  assert.deepEqual(sent.map((f) => f.action).sort(), ['refresh', 'subscribe']);
+  assert.equal(sent.find((f) => f.action === 'subscribe').since_seq, 3);
+  socket().push({ action: 'refreshed', request_id: sent.find((f) => f.action === 'refresh').request_id });
+  await refreshed;
+  assert.equal(client.status.tokenExpired, false);
+  assert.equal(statuses.filter((s) => s.tokenExpired).length, 1);
+  client.close();
+
+  // A token already expired is refused before any connection.
+  FakeSocket.all = [];
+  await assert.rejects(PubSubClient.connect('http://h:1', { WebSocket: FakeSocket, token: jwt(-10) }), { code: 'token_expired' });
+  assert.equal(FakeSocket.all.length, 0);
 });

@@ -7,7 +7,9 @@ export interface Start {
 /** Why a gap happened: history did not cover the first subscribe (`start`), a reconnect
  * (`disconnected`), a `lagged` notice, or a seq skipped without notice (`skipped`). */
 export type GapCause = 'start' | 'disconnected' | 'lagged' | 'skipped';
-/** What a subscription's callback receives. `topic_deleted` and `failed` end it. */
+/** What a subscription's callback receives. `topic_deleted`, `revoked` (the token no longer
+ * allows it: the server's `subscription_revoked` after a refresh, or `forbidden` when it is
+ * resubscribed with a new token) and `failed` end it. */
 export type PubSubEvent = {
     type: 'message';
     topic: string;
@@ -31,6 +33,10 @@ export type PubSubEvent = {
     type: 'topic_deleted';
     topic: string;
 } | {
+    type: 'revoked';
+    topic: string;
+    error: PubSubError | null;
+} | {
     type: 'failed';
     topic: string;
     error: PubSubError;
@@ -43,11 +49,14 @@ export interface SubscribeAck {
     replayed: number;
     recovered: boolean | undefined;
 }
-/** The connection as the application sees it; `connections` counts every connection made. */
+/** The connection as the application sees it; `connections` counts every connection made.
+ * `tokenExpired`: the token expired and there is no `getToken` to ask for another, so the
+ * client does not reconnect until `refresh(token)` gives it one. */
 export interface Status {
     connected: boolean;
     connections: number;
     lastError: string | null;
+    tokenExpired: boolean;
 }
 /** Reconnect delays in milliseconds. */
 export interface Backoff {
@@ -74,6 +83,10 @@ export interface Options {
     /** Sent as the `token` query parameter of the WebSocket URL (browsers cannot set headers
      * on a WebSocket handshake); `refresh` replaces it. */
     token?: string;
+    /** Gives a fresh token: called before each connection and, for a token with an `exp`,
+     * `refreshAhead` ms before it (at most halfway through its remaining life) to `refresh`. */
+    getToken?: () => Promise<string> | string;
+    refreshAhead?: number;
     backoff?: Partial<Backoff>;
     pingInterval?: number;
     pingTimeout?: number;
@@ -96,6 +109,11 @@ export declare function backoffDelay({ initial, max, multiplier }: Backoff, atte
 /** `http://HOST:PORT` (the server's base URL) or `ws://HOST:PORT/ws`, as a WebSocket URL;
  * with `token`, carrying it as the `token` query parameter. */
 export declare function websocketUrl(url: string, token?: string): string;
+/** The WebSocket close code of a token's expiry. */
+export declare const TOKEN_EXPIRED = 4001;
+/** The `exp` of a JWT in milliseconds since the epoch, read without verifying it (the server
+ * does that); undefined when `token` is not a JWT with a numeric `exp`. */
+export declare function tokenExpiry(token: string | undefined): number | undefined;
 /** A REST answer: the status and the body as JSON (the text where it is not JSON, null if empty). */
 export interface RestResponse {
     status: number;
@@ -133,7 +151,8 @@ export declare class PubSubClient {
     /** The protocol's ping: resolves with the round trip in milliseconds. */
     ping(): Promise<number>;
     /** Replaces the token: every later connection carries the new one, and the open connection
-     * is sent `{"action":"refresh","token":...}`; resolves on the server's `refreshed`. */
+     * is sent `{"action":"refresh","token":...}`; resolves on the server's `refreshed`. After an
+     * expiry (`status.tokenExpired`) it reconnects with the new token. */
     refresh(token: string): Promise<void>;
     /** Closes the connection; no more reconnects. */
     close(): void;

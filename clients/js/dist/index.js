@@ -8,6 +8,11 @@
 // matched to requests by `request_id`. A connection silent for `pingInterval` is sent the
 // protocol's `ping`; with no frame within `pingTimeout` it is given up and replaced.
 //
+// Tokens: with `getToken` the client asks for a token before each connection and, when the
+// token has an `exp`, shortly before it to `refresh` the open connection, so a subscription
+// outlives any number of short-lived tokens. Without it, an expired token is reported
+// (`status.tokenExpired`) and the client waits for `refresh(token)` instead of retrying.
+//
 //   const client = await PubSubClient.connect('ws://localhost:8000/ws');
 //   await client.subscribe('news', { last: 10 }, (event) => console.log(event));
 //   const seq = await client.publish('news', { text: 'Hello' });
@@ -15,6 +20,8 @@
 // One file on purpose: the broker serves this module as it is to its console page.
 const DEFAULTS = {
     token: undefined,
+    getToken: undefined,
+    refreshAhead: 30000,
     backoff: { initial: 100, max: 10000, multiplier: 2 },
     pingInterval: 15000,
     pingTimeout: 10000,
@@ -51,6 +58,24 @@ export function websocketUrl(url, token) {
     if (token !== undefined && token !== '')
         u.searchParams.set('token', token);
     return u.toString();
+}
+/** The WebSocket close code of a token's expiry. */
+export const TOKEN_EXPIRED = 4001;
+/** The `exp` of a JWT in milliseconds since the epoch, read without verifying it (the server
+ * does that); undefined when `token` is not a JWT with a numeric `exp`. */
+export function tokenExpiry(token) {
+    const payload = token?.split('.')[1];
+    if (payload === undefined)
+        return undefined;
+    try {
+        const base64 = payload.replace(/-/g, '+').replace(/_/g, '/');
+        const claims = JSON.parse(atob(base64.padEnd(base64.length + ((4 - (base64.length % 4)) % 4), '=')));
+        const exp = typeof claims === 'object' && claims !== null ? claims.exp : undefined;
+        return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined;
+    }
+    catch {
+        return undefined;
+    }
 }
 /** A request to the REST API at `base` (`http://HOST:PORT`); an error answer is returned, not
  * thrown (its body is the server's `{ error: { code, message } }`). */
@@ -95,12 +120,13 @@ export class PubSubClient {
     #sessionStart = 0;
     #closed = false;
     #reconnectTimer = undefined;
+    #refreshTimer = undefined;
     #liveness = {
         timer: undefined,
         lastHeard: 0,
         pingSent: null,
     };
-    status = { connected: false, connections: 0, lastError: null };
+    status = { connected: false, connections: 0, lastError: null, tokenExpired: false };
     constructor(url, options = {}) {
         this.#url = websocketUrl(url);
         const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
@@ -151,17 +177,26 @@ export class PubSubClient {
         return this.#call({ action: 'ping' }, (resolve, reject) => ({ kind: 'ping', resolve, reject, sent: 0 }));
     }
     /** Replaces the token: every later connection carries the new one, and the open connection
-     * is sent `{"action":"refresh","token":...}`; resolves on the server's `refreshed`. */
+     * is sent `{"action":"refresh","token":...}`; resolves on the server's `refreshed`. After an
+     * expiry (`status.tokenExpired`) it reconnects with the new token. */
     refresh(token) {
         if (this.#closed)
             return Promise.reject(new PubSubError('closed', 'the client is closed'));
         this.#options.token = token;
-        return this.#call({ action: 'refresh', token }, (resolve, reject) => ({ kind: 'refresh', resolve, reject, sent: 0 }));
+        const refreshed = this.#call({ action: 'refresh', token }, (resolve, reject) => ({ kind: 'refresh', resolve, reject, sent: 0 }));
+        refreshed.then(() => this.#armRefresh(false), () => { });
+        if (this.status.tokenExpired) {
+            this.#setStatus({ tokenExpired: false });
+            this.#attempts = 0;
+            this.#scheduleReconnect();
+        }
+        return refreshed;
     }
     /** Closes the connection; no more reconnects. */
     close() {
         this.#closed = true;
         clearTimeout(this.#reconnectTimer);
+        clearTimeout(this.#refreshTimer);
         this.#drop('closed', 'the client is closed');
         for (const h of this.#held.splice(0))
             h.waiter.reject(new PubSubError('closed', 'the client is closed'));
@@ -196,8 +231,28 @@ export class PubSubClient {
         return request_id;
     }
     // ---- connecting -------------------------------------------------------------------------
-    #open() {
-        const { WebSocket: Ws, token, connectTimeout } = this.#options;
+    /** The token for a new connection: a fresh one from `getToken`, else the one given, unless
+     * it has expired (then the server would only refuse it). */
+    async #token() {
+        const { getToken, token } = this.#options;
+        if (getToken) {
+            try {
+                this.#options.token = await getToken();
+            }
+            catch (e) {
+                throw new PubSubError('connect_failed', `getToken failed: ${e instanceof Error ? e.message : String(e)}`);
+            }
+            return this.#options.token;
+        }
+        const expiry = tokenExpiry(token);
+        if (expiry !== undefined && expiry <= Date.now()) {
+            throw new PubSubError('token_expired', 'the token has expired: give a new one with refresh(token), or pass getToken');
+        }
+        return token;
+    }
+    async #open() {
+        const token = await this.#token();
+        const { WebSocket: Ws, connectTimeout } = this.#options;
         const url = websocketUrl(this.#url, token);
         // What an error says: the URL without the token.
         const shown = this.#url;
@@ -240,8 +295,10 @@ export class PubSubClient {
         this.#attempts += 1;
         this.#reconnectTimer = setTimeout(() => {
             this.#reconnectNow().catch((e) => {
-                this.#setStatus({ lastError: e instanceof Error ? e.message : String(e) });
-                this.#scheduleReconnect();
+                const expired = e instanceof PubSubError && e.code === 'token_expired';
+                this.#setStatus({ lastError: e instanceof Error ? e.message : String(e), tokenExpired: expired });
+                if (!expired)
+                    this.#scheduleReconnect();
             });
         }, delay);
     }
@@ -259,9 +316,15 @@ export class PubSubClient {
             this.#liveness.pingSent = null;
             this.#frame(e.data);
         };
-        ws.onclose = (e) => this.#lost(`closed by the server: ${e.code} ${e.reason}`);
+        ws.onclose = (e) => {
+            if (e.code === TOKEN_EXPIRED)
+                this.#expired(e.reason);
+            else
+                this.#lost(`closed by the server: ${e.code} ${e.reason}`);
+        };
         ws.onerror = () => { };
-        this.#setStatus({ connected: true, connections: this.status.connections + 1 });
+        this.#setStatus({ connected: true, connections: this.status.connections + 1, tokenExpired: false });
+        this.#armRefresh(false);
         for (const sub of this.#subs.values())
             this.#request(sub, sub.position ? 'disconnected' : 'start');
         for (const { frame, waiter } of this.#held.splice(0))
@@ -269,6 +332,49 @@ export class PubSubClient {
         this.#liveness.lastHeard = Date.now();
         this.#liveness.pingSent = null;
         this.#armLiveness(this.#options.pingInterval);
+    }
+    /** With `getToken`, sets the next refresh of the open connection's token: `refreshAhead`
+     * before its `exp`, and at most halfway through its remaining life so a token of a few
+     * seconds is refreshed in time too. `retry`: after `getToken` gave no later token, try again
+     * halfway to the expiry while a second or more is left, then let it expire (4001). */
+    #armRefresh(retry) {
+        clearTimeout(this.#refreshTimer);
+        const expiry = tokenExpiry(this.#options.token);
+        if (!this.#options.getToken || !this.#ws || expiry === undefined)
+            return;
+        const left = expiry - Date.now();
+        if (retry && left < 1000)
+            return;
+        const delay = retry ? left / 2 : Math.max(left - this.#options.refreshAhead, left / 2);
+        this.#refreshTimer = setTimeout(() => void this.#autoRefresh(), Math.min(Math.max(0, delay), 2 ** 31 - 1));
+    }
+    async #autoRefresh() {
+        const { getToken, token } = this.#options;
+        const ws = this.#ws;
+        if (!getToken || !ws)
+            return;
+        let fresh;
+        try {
+            fresh = await getToken();
+        }
+        catch (e) {
+            this.#setStatus({ lastError: `getToken failed: ${e instanceof Error ? e.message : String(e)}` });
+            this.#armRefresh(true);
+            return;
+        }
+        if (this.#ws !== ws || this.#closed)
+            return;
+        if ((tokenExpiry(fresh) ?? Infinity) <= (tokenExpiry(token) ?? -Infinity)) {
+            this.#armRefresh(true); // the same token again: nothing to gain from sending it
+            return;
+        }
+        try {
+            await this.refresh(fresh);
+        }
+        catch (e) {
+            // Refused or cut off: the connection goes on to its expiry, then reconnects with getToken.
+            this.#setStatus({ lastError: `refresh failed: ${e instanceof Error ? e.message : String(e)}` });
+        }
     }
     #armLiveness(after) {
         clearTimeout(this.#liveness.timer);
@@ -305,6 +411,7 @@ export class PubSubClient {
             return false;
         this.#ws = null;
         clearTimeout(this.#liveness.timer);
+        clearTimeout(this.#refreshTimer);
         ws.onmessage = ws.onclose = ws.onerror = null;
         try {
             ws.close(1000, 'client closed');
@@ -334,6 +441,20 @@ export class PubSubClient {
             this.#attempts = 0;
         this.#scheduleReconnect();
     }
+    /** Closed with 4001 at the token's `exp`: with `getToken`, reconnect at once with a new
+     * token; without, report it and wait for `refresh(token)`. */
+    #expired(reason) {
+        const why = `token_expired: the server closed the connection (4001 ${reason})`;
+        if (this.#options.getToken) {
+            if (!this.#drop('connection_lost', why))
+                return;
+            this.#attempts = 0;
+            this.#scheduleReconnect();
+        }
+        else if (this.#drop('connection_lost', why)) {
+            this.#setStatus({ tokenExpired: true });
+        }
+    }
     // ---- frames ---------------------------------------------------------------------------
     #frame(data) {
         let f;
@@ -351,6 +472,9 @@ export class PubSubClient {
             this.#onLagged(f.topic);
         else if (f.action === 'topic_deleted' && f.topic !== undefined)
             this.#end(f.topic, { type: 'topic_deleted', topic: f.topic });
+        else if (f.action === 'subscription_revoked' && f.topic !== undefined) {
+            this.#end(f.topic, { type: 'revoked', topic: f.topic, error: null });
+        }
         else if (typeof f.request_id === 'string')
             this.#onReply(f, f.request_id);
     }
@@ -420,6 +544,8 @@ export class PubSubClient {
                 sub.opened.reject(error);
             else if (error.code === 'topic_not_found')
                 this.#emit(sub, { type: 'topic_deleted', topic: sub.topic });
+            else if (error.code === 'forbidden')
+                this.#emit(sub, { type: 'revoked', topic: sub.topic, error });
             else
                 this.#emit(sub, { type: 'failed', topic: sub.topic, error });
             return;

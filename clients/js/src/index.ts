@@ -8,6 +8,11 @@
 // matched to requests by `request_id`. A connection silent for `pingInterval` is sent the
 // protocol's `ping`; with no frame within `pingTimeout` it is given up and replaced.
 //
+// Tokens: with `getToken` the client asks for a token before each connection and, when the
+// token has an `exp`, shortly before it to `refresh` the open connection, so a subscription
+// outlives any number of short-lived tokens. Without it, an expired token is reported
+// (`status.tokenExpired`) and the client waits for `refresh(token)` instead of retrying.
+//
 //   const client = await PubSubClient.connect('ws://localhost:8000/ws');
 //   await client.subscribe('news', { last: 10 }, (event) => console.log(event));
 //   const seq = await client.publish('news', { text: 'Hello' });
@@ -25,12 +30,15 @@ export interface Start {
  * (`disconnected`), a `lagged` notice, or a seq skipped without notice (`skipped`). */
 export type GapCause = 'start' | 'disconnected' | 'lagged' | 'skipped';
 
-/** What a subscription's callback receives. `topic_deleted` and `failed` end it. */
+/** What a subscription's callback receives. `topic_deleted`, `revoked` (the token no longer
+ * allows it: the server's `subscription_revoked` after a refresh, or `forbidden` when it is
+ * resubscribed with a new token) and `failed` end it. */
 export type PubSubEvent =
   | { type: 'message'; topic: string; epoch: string; seq: number; message: unknown; publishedAt: string }
   | { type: 'gap'; topic: string; afterSeq: number; nextSeq: number; missed: number; cause: GapCause }
   | { type: 'epoch_changed'; topic: string; oldEpoch: string; newEpoch: string }
   | { type: 'topic_deleted'; topic: string }
+  | { type: 'revoked'; topic: string; error: PubSubError | null }
   | { type: 'failed'; topic: string; error: PubSubError };
 
 /** The first subscribe's ack. */
@@ -42,11 +50,14 @@ export interface SubscribeAck {
   recovered: boolean | undefined;
 }
 
-/** The connection as the application sees it; `connections` counts every connection made. */
+/** The connection as the application sees it; `connections` counts every connection made.
+ * `tokenExpired`: the token expired and there is no `getToken` to ask for another, so the
+ * client does not reconnect until `refresh(token)` gives it one. */
 export interface Status {
   connected: boolean;
   connections: number;
   lastError: string | null;
+  tokenExpired: boolean;
 }
 
 /** Reconnect delays in milliseconds. */
@@ -72,6 +83,10 @@ export interface Options {
   /** Sent as the `token` query parameter of the WebSocket URL (browsers cannot set headers
    * on a WebSocket handshake); `refresh` replaces it. */
   token?: string;
+  /** Gives a fresh token: called before each connection and, for a token with an `exp`,
+   * `refreshAhead` ms before it (at most halfway through its remaining life) to `refresh`. */
+  getToken?: () => Promise<string> | string;
+  refreshAhead?: number;
   backoff?: Partial<Backoff>;
   pingInterval?: number;
   pingTimeout?: number;
@@ -83,10 +98,16 @@ export interface Options {
   random?: () => number;
 }
 
-type Settings = Required<Omit<Options, 'token' | 'backoff'>> & { token: string | undefined; backoff: Backoff };
+type Settings = Required<Omit<Options, 'token' | 'getToken' | 'backoff'>> & {
+  token: string | undefined;
+  getToken: (() => Promise<string> | string) | undefined;
+  backoff: Backoff;
+};
 
 const DEFAULTS: Omit<Settings, 'WebSocket'> = {
   token: undefined,
+  getToken: undefined,
+  refreshAhead: 30000,
   backoff: { initial: 100, max: 10000, multiplier: 2 },
   pingInterval: 15000,
   pingTimeout: 10000,
@@ -126,6 +147,24 @@ export function websocketUrl(url: string, token?: string): string {
   }
   if (token !== undefined && token !== '') u.searchParams.set('token', token);
   return u.toString();
+}
+
+/** The WebSocket close code of a token's expiry. */
+export const TOKEN_EXPIRED = 4001;
+
+/** The `exp` of a JWT in milliseconds since the epoch, read without verifying it (the server
+ * does that); undefined when `token` is not a JWT with a numeric `exp`. */
+export function tokenExpiry(token: string | undefined): number | undefined {
+  const payload = token?.split('.')[1];
+  if (payload === undefined) return undefined;
+  try {
+    const base64 = payload.replace(/-/g, '+').replace(/_/g, '/');
+    const claims = JSON.parse(atob(base64.padEnd(base64.length + ((4 - (base64.length % 4)) % 4), '='))) as unknown;
+    const exp = typeof claims === 'object' && claims !== null ? (claims as { exp?: unknown }).exp : undefined;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A REST answer: the status and the body as JSON (the text where it is not JSON, null if empty). */
@@ -221,12 +260,13 @@ export class PubSubClient {
   #sessionStart = 0;
   #closed = false;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #refreshTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   readonly #liveness: { timer: ReturnType<typeof setTimeout> | undefined; lastHeard: number; pingSent: number | null } = {
     timer: undefined,
     lastHeard: 0,
     pingSent: null,
   };
-  status: Status = { connected: false, connections: 0, lastError: null };
+  status: Status = { connected: false, connections: 0, lastError: null, tokenExpired: false };
 
   constructor(url: string, options: Options = {}) {
     this.#url = websocketUrl(url);
@@ -280,17 +320,26 @@ export class PubSubClient {
   }
 
   /** Replaces the token: every later connection carries the new one, and the open connection
-   * is sent `{"action":"refresh","token":...}`; resolves on the server's `refreshed`. */
+   * is sent `{"action":"refresh","token":...}`; resolves on the server's `refreshed`. After an
+   * expiry (`status.tokenExpired`) it reconnects with the new token. */
   refresh(token: string): Promise<void> {
     if (this.#closed) return Promise.reject(new PubSubError('closed', 'the client is closed'));
     this.#options.token = token;
-    return this.#call({ action: 'refresh', token }, (resolve, reject) => ({ kind: 'refresh', resolve, reject, sent: 0 }));
+    const refreshed = this.#call<void>({ action: 'refresh', token }, (resolve, reject) => ({ kind: 'refresh', resolve, reject, sent: 0 }));
+    refreshed.then(() => this.#armRefresh(false), () => {});
+    if (this.status.tokenExpired) {
+      this.#setStatus({ tokenExpired: false });
+      this.#attempts = 0;
+      this.#scheduleReconnect();
+    }
+    return refreshed;
   }
 
   /** Closes the connection; no more reconnects. */
   close(): void {
     this.#closed = true;
     clearTimeout(this.#reconnectTimer);
+    clearTimeout(this.#refreshTimer);
     this.#drop('closed', 'the client is closed');
     for (const h of this.#held.splice(0)) h.waiter.reject(new PubSubError('closed', 'the client is closed'));
   }
@@ -326,8 +375,28 @@ export class PubSubClient {
 
   // ---- connecting -------------------------------------------------------------------------
 
-  #open(): Promise<SocketLike> {
-    const { WebSocket: Ws, token, connectTimeout } = this.#options;
+  /** The token for a new connection: a fresh one from `getToken`, else the one given, unless
+   * it has expired (then the server would only refuse it). */
+  async #token(): Promise<string | undefined> {
+    const { getToken, token } = this.#options;
+    if (getToken) {
+      try {
+        this.#options.token = await getToken();
+      } catch (e) {
+        throw new PubSubError('connect_failed', `getToken failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      return this.#options.token;
+    }
+    const expiry = tokenExpiry(token);
+    if (expiry !== undefined && expiry <= Date.now()) {
+      throw new PubSubError('token_expired', 'the token has expired: give a new one with refresh(token), or pass getToken');
+    }
+    return token;
+  }
+
+  async #open(): Promise<SocketLike> {
+    const token = await this.#token();
+    const { WebSocket: Ws, connectTimeout } = this.#options;
     const url = websocketUrl(this.#url, token);
     // What an error says: the URL without the token.
     const shown = this.#url;
@@ -369,8 +438,9 @@ export class PubSubClient {
     this.#attempts += 1;
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectNow().catch((e: unknown) => {
-        this.#setStatus({ lastError: e instanceof Error ? e.message : String(e) });
-        this.#scheduleReconnect();
+        const expired = e instanceof PubSubError && e.code === 'token_expired';
+        this.#setStatus({ lastError: e instanceof Error ? e.message : String(e), tokenExpired: expired });
+        if (!expired) this.#scheduleReconnect();
       });
     }, delay);
   }
@@ -390,14 +460,57 @@ export class PubSubClient {
       this.#liveness.pingSent = null;
       this.#frame(e.data);
     };
-    ws.onclose = (e) => this.#lost(`closed by the server: ${e.code} ${e.reason}`);
+    ws.onclose = (e) => {
+      if (e.code === TOKEN_EXPIRED) this.#expired(e.reason);
+      else this.#lost(`closed by the server: ${e.code} ${e.reason}`);
+    };
     ws.onerror = () => {};
-    this.#setStatus({ connected: true, connections: this.status.connections + 1 });
+    this.#setStatus({ connected: true, connections: this.status.connections + 1, tokenExpired: false });
+    this.#armRefresh(false);
     for (const sub of this.#subs.values()) this.#request(sub, sub.position ? 'disconnected' : 'start');
     for (const { frame, waiter } of this.#held.splice(0)) this.#send(frame, waiter);
     this.#liveness.lastHeard = Date.now();
     this.#liveness.pingSent = null;
     this.#armLiveness(this.#options.pingInterval);
+  }
+
+  /** With `getToken`, sets the next refresh of the open connection's token: `refreshAhead`
+   * before its `exp`, and at most halfway through its remaining life so a token of a few
+   * seconds is refreshed in time too. `retry`: after `getToken` gave no later token, try again
+   * halfway to the expiry while a second or more is left, then let it expire (4001). */
+  #armRefresh(retry: boolean): void {
+    clearTimeout(this.#refreshTimer);
+    const expiry = tokenExpiry(this.#options.token);
+    if (!this.#options.getToken || !this.#ws || expiry === undefined) return;
+    const left = expiry - Date.now();
+    if (retry && left < 1000) return;
+    const delay = retry ? left / 2 : Math.max(left - this.#options.refreshAhead, left / 2);
+    this.#refreshTimer = setTimeout(() => void this.#autoRefresh(), Math.min(Math.max(0, delay), 2 ** 31 - 1));
+  }
+
+  async #autoRefresh(): Promise<void> {
+    const { getToken, token } = this.#options;
+    const ws = this.#ws;
+    if (!getToken || !ws) return;
+    let fresh: string;
+    try {
+      fresh = await getToken();
+    } catch (e) {
+      this.#setStatus({ lastError: `getToken failed: ${e instanceof Error ? e.message : String(e)}` });
+      this.#armRefresh(true);
+      return;
+    }
+    if (this.#ws !== ws || this.#closed) return;
+    if ((tokenExpiry(fresh) ?? Infinity) <= (tokenExpiry(token) ?? -Infinity)) {
+      this.#armRefresh(true); // the same token again: nothing to gain from sending it
+      return;
+    }
+    try {
+      await this.refresh(fresh);
+    } catch (e) {
+      // Refused or cut off: the connection goes on to its expiry, then reconnects with getToken.
+      this.#setStatus({ lastError: `refresh failed: ${e instanceof Error ? e.message : String(e)}` });
+    }
   }
 
   #armLiveness(after: number): void {
@@ -433,6 +546,7 @@ export class PubSubClient {
     if (!ws) return false;
     this.#ws = null;
     clearTimeout(this.#liveness.timer);
+    clearTimeout(this.#refreshTimer);
     ws.onmessage = ws.onclose = ws.onerror = null;
     try { ws.close(1000, 'client closed'); } catch { /* already closed */ }
     for (const waiter of this.#pending.values()) {
@@ -457,6 +571,19 @@ export class PubSubClient {
     this.#scheduleReconnect();
   }
 
+  /** Closed with 4001 at the token's `exp`: with `getToken`, reconnect at once with a new
+   * token; without, report it and wait for `refresh(token)`. */
+  #expired(reason: string): void {
+    const why = `token_expired: the server closed the connection (4001 ${reason})`;
+    if (this.#options.getToken) {
+      if (!this.#drop('connection_lost', why)) return;
+      this.#attempts = 0;
+      this.#scheduleReconnect();
+    } else if (this.#drop('connection_lost', why)) {
+      this.#setStatus({ tokenExpired: true });
+    }
+  }
+
   // ---- frames ---------------------------------------------------------------------------
 
   #frame(data: unknown): void {
@@ -470,6 +597,9 @@ export class PubSubClient {
     if (f.action === 'message') this.#onMessage(f);
     else if (f.action === 'lagged' && f.topic !== undefined) this.#onLagged(f.topic);
     else if (f.action === 'topic_deleted' && f.topic !== undefined) this.#end(f.topic, { type: 'topic_deleted', topic: f.topic });
+    else if (f.action === 'subscription_revoked' && f.topic !== undefined) {
+      this.#end(f.topic, { type: 'revoked', topic: f.topic, error: null });
+    }
     else if (typeof f.request_id === 'string') this.#onReply(f, f.request_id);
   }
 
@@ -526,6 +656,7 @@ export class PubSubClient {
       this.#subs.delete(sub.topic);
       if (sub.opened) sub.opened.reject(error);
       else if (error.code === 'topic_not_found') this.#emit(sub, { type: 'topic_deleted', topic: sub.topic });
+      else if (error.code === 'forbidden') this.#emit(sub, { type: 'revoked', topic: sub.topic, error });
       else this.#emit(sub, { type: 'failed', topic: sub.topic, error });
       return;
     }
