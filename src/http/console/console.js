@@ -40,6 +40,10 @@ function onStatus(status) {
   if (status.connected) {
     $('status').textContent = 'connected';
     if (status.connections > 1) log(`reconnected (connection ${status.connections}); subscriptions resume from their last seq`);
+  } else if (client && status.tokenExpired) {
+    // The client waits for a new token rather than retrying the expired one.
+    $('status').textContent = 'token expired';
+    log(`token expired: ${status.lastError}; paste a new token in the token field to reconnect`, true);
   } else if (client) {
     $('status').textContent = 'reconnecting';
     log(`connection lost: ${status.lastError}`, true);
@@ -116,6 +120,10 @@ function onEvent(event) {
       break;
     case 'topic_deleted':
       notice(event.topic, 'the topic was deleted; subscription ended');
+      setSubscribed(event.topic, false);
+      break;
+    case 'revoked':
+      notice(event.topic, `subscription revoked: the token no longer allows it${event.error ? ` (${event.error.message})` : ''}`);
       setSubscribed(event.topic, false);
       break;
     case 'failed':
@@ -298,7 +306,16 @@ function draw(canvas) {
 $('token').value = sessionStorage.getItem(TOKEN_KEY) ?? '';
 $('token').onchange = () => {
   sessionStorage.setItem(TOKEN_KEY, token());
-  log('token saved: REST calls use it now, the WebSocket from its next connection');
+  if (!client || !token()) {
+    log('token saved: REST calls use it now, the WebSocket from its next connection');
+    return;
+  }
+  // The open connection (or one waiting after an expiry) takes it as a refresh.
+  log('token saved: REST calls use it now; refreshing the WebSocket with it');
+  client.refresh(token()).then(
+    () => log('token refreshed on the WebSocket'),
+    (error) => log(`refresh refused: ${error.message}`, true),
+  );
 };
 $('connect').onclick = connect;
 $('disconnect').onclick = disconnect;
