@@ -47,6 +47,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::TooManySubscriptions => StatusCode::CONFLICT,
         ErrorCode::TooManyTopics => StatusCode::INSUFFICIENT_STORAGE,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::ForbiddenOrigin => StatusCode::FORBIDDEN,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -147,6 +147,11 @@ impl Collector for BrokerCollector {
                 "Connections closed on arrival because --max-http-connections were open.",
                 self.1.refused(),
             ),
+            (
+                "tls_handshakes_failed",
+                "Connections closed because their TLS handshake failed or took too long.",
+                self.1.tls_handshakes_failed(),
+            ),
         ];
         for (name, help, value) in counters {
             let counter = ConstCounter::new(value);

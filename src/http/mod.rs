@@ -12,6 +12,7 @@ mod error;
 mod liveness;
 mod metrics;
 mod ops;
+mod origin;
 mod rate_limit;
 mod topics;
 mod upgrade;
@@ -31,6 +32,7 @@ use crate::protocol::ErrorCode;
 
 pub use connections::{Connections, Counted, Place};
 pub use error::ApiError;
+pub use origin::{Origin, Origins};
 use rate_limit::AddressBuckets;
 
 /// What the HTTP layer enforces on clients: sizes, rates and timeouts.
@@ -105,11 +107,12 @@ fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Inf
 
 /// The whole route tree around `broker`: REST, WebSocket, the API documents with Swagger UI, and
 /// the console at `/`. `connections` is what the server counts of its TCP connections, for
-/// `/stats` and `/metrics`.
+/// `/stats` and `/metrics`; `origins` are the browser origins allowed besides the server's own.
 pub fn app(
     broker: Broker,
     limits: Limits,
     connections: Arc<Connections>,
+    origins: Origins,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let state = AppState {
         broker: broker.clone(),
@@ -130,10 +133,11 @@ pub fn app(
         .unify()
         .or(console::routes())
         .unify();
-    error::fault_injection()
+    let api = error::fault_injection()
         .and(routes)
         .recover(error::recover)
-        .unify()
+        .unify();
+    origin::guard(origins, api)
         .map(move |response: Response| {
             if let Some(code) = response.extensions().get::<ErrorCode>() {
                 broker.record_error(*code);

@@ -91,6 +91,8 @@ pub async fn stats(state: AppState) -> Response {
         connections: stats.connections,
         http_connections: state.connections.open(),
         http_connections_refused: state.connections.refused(),
+        tls: state.connections.tls(),
+        tls_handshakes_failed: state.connections.tls_handshakes_failed(),
         subscriptions: stats.subscriptions,
         node_id: stats.node_id,
         engine: state.broker.engine_name().to_owned(),

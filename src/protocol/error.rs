@@ -41,13 +41,16 @@ pub enum ErrorCode {
     /// The engine behind this node (Redis) did not answer in time or refused; nothing was done.
     /// Retry, on this node or another.
     EngineUnavailable,
+    /// The request came from a web page whose origin is neither the server's own nor one of
+    /// `--allowed-origin` (the browser's `Origin` header).
+    ForbiddenOrigin,
     /// The server failed; the message says what happened. (Kept last: see [`ErrorCode::ALL`].)
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (the order of [`ErrorCode::index`]).
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidTopic,
         ErrorCode::TopicNotFound,
@@ -64,6 +67,7 @@ impl ErrorCode {
         ErrorCode::TooManyTopics,
         ErrorCode::RateLimited,
         ErrorCode::EngineUnavailable,
+        ErrorCode::ForbiddenOrigin,
         ErrorCode::Internal,
     ];
 
@@ -91,6 +95,7 @@ impl ErrorCode {
             ErrorCode::TooManyTopics => "too_many_topics",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::EngineUnavailable => "engine_unavailable",
+            ErrorCode::ForbiddenOrigin => "forbidden_origin",
             ErrorCode::Internal => "internal",
         }
     }

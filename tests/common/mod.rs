@@ -9,6 +9,7 @@ pub mod h2;
 pub mod proxy;
 pub mod redis;
 pub mod reference;
+pub mod tls;
 pub mod tools;
 
 use std::net::SocketAddr;
@@ -81,12 +82,14 @@ impl TestServer {
         config.validate().expect("test flags are consistent");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
+        let edge = config.edge().expect("TLS files and origins load");
         let broker = config.broker().await.expect("the engine starts");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(pubsub::server::serve(
             listener,
             broker.clone(),
             config.limits(),
+            edge,
             async move {
                 let _ = stopped.await;
             },
@@ -241,6 +244,7 @@ fn add_node_figures(stats: &mut Value, other: &Value) {
         "connections",
         "http_connections",
         "http_connections_refused",
+        "tls_handshakes_failed",
         "messages_published",
         "messages_delivered",
         "messages_dropped",
