@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use utoipa::{OpenApi, ToSchema};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::Config;
 use warp::http::{Uri, header};
 use warp::path::{FullPath, Tail};
@@ -41,6 +42,7 @@ described by the [AsyncAPI document](/api-doc/asyncapi.json)). Every error is \
         asyncapi_document,
     ),
     components(schemas(ErrorResponse, ErrorCode)),
+    modifiers(&ForbiddenOrigin),
     tags(
         (name = "topics", description = "Create, list, inspect and delete topics"),
         (name = "messages", description = "Publish over REST and read history"),
@@ -49,6 +51,47 @@ described by the [AsyncAPI document](/api-doc/asyncapi.json)). Every error is \
     )
 )]
 pub struct ApiDoc;
+
+/// Every operation answers 403 `forbidden_origin` to a request from a web page of an origin
+/// neither the server's own nor allowed (see `http/origin.rs`, which runs before every route).
+/// Where an operation documents a 403 already, its description names this code too.
+struct ForbiddenOrigin;
+
+const FORBIDDEN_ORIGIN: &str = "`forbidden_origin`: the request came from a web page (its \
+`Origin` header) whose origin is neither the server's own nor one of `--allowed-origin`";
+
+impl Modify for ForbiddenOrigin {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                match responses.get_mut("403") {
+                    Some(RefOr::T(response)) => {
+                        response.description =
+                            format!("{}; or {FORBIDDEN_ORIGIN}", response.description);
+                    }
+                    _ => {
+                        let body = ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorResponse")))
+                            .build();
+                        let response = ResponseBuilder::new()
+                            .description(FORBIDDEN_ORIGIN)
+                            .content("application/json", body)
+                            .build();
+                        responses.insert("403".to_owned(), RefOr::T(response));
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// The OpenAPI document as pretty JSON, exactly as committed in `openapi/openapi.json`.
 pub fn openapi_json() -> String {
