@@ -27,8 +27,11 @@ pub const ASYNCAPI_PATH: &str = "/api-doc/asyncapi.json";
         description = "An in-memory publish/subscribe broker. Manage topics and read history over \
 REST; subscribe, unsubscribe, publish and ping over the WebSocket at `/ws` (JSON text frames, \
 described by the [AsyncAPI document](/api-doc/asyncapi.json)). Every error is \
-`{\"error\": {\"code\": ..., \"message\": ...}}`. Try it all in the [live console](/)."
+`{\"error\": {\"code\": ..., \"message\": ...}}`. Try it all in the [live console](/).",
+        contact(name = "pubsub maintainers")
     ),
+    servers((url = "/", description = "This server: the address this document was read from \
+(HTTPS when started with `--tls-cert`)")),
     paths(
         topics::create_topic,
         topics::list_topics,
@@ -99,12 +102,12 @@ pub fn openapi_json() -> String {
     ApiDoc::openapi().to_pretty_json().unwrap_or_default() + "\n"
 }
 
-/// An AsyncAPI 3.0 document: a JSON object.
+/// An AsyncAPI 3.1 document: a JSON object.
 #[derive(ToSchema)]
 #[schema(value_type = Object)]
 pub struct AsyncApiDocument(pub serde_json::Value);
 
-/// The AsyncAPI 3.0 document of the WebSocket protocol at `/ws`.
+/// The AsyncAPI 3.1 document of the WebSocket protocol at `/ws`.
 ///
 /// Every frame either way, which frame answers which, and examples.
 #[utoipa::path(

@@ -35,8 +35,10 @@ pub fn routes(broker: Broker, connections: Arc<Connections>) -> BoxedFilter<(Res
         .boxed()
 }
 
-/// Prometheus metrics: connections, subscriptions, topics, message counters, errors by code
-/// and the publish latency histogram.
+/// Prometheus metrics.
+///
+/// Connections, subscriptions, topics, message counters, errors by code and the publish latency
+/// histogram, in the Prometheus text format; every figure is this node's.
 #[utoipa::path(
     get, path = "/metrics", operation_id = "get_metrics", tag = "operations",
     responses((

@@ -32,8 +32,10 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     health.or(stats).unify().boxed()
 }
 
-/// Tells a load balancer whether this node can serve: 503 with the reason while its engine
-/// (Redis) does not answer, so traffic goes to another node.
+/// Tells a load balancer whether this node can serve.
+///
+/// 503 with the reason while its engine (Redis) does not answer, so traffic goes to another
+/// node.
 #[utoipa::path(
     get, path = "/health", operation_id = "get_health", tag = "operations",
     responses(
@@ -63,6 +65,9 @@ pub fn health(state: AppState) -> Response {
 }
 
 /// Counters for every topic and for the server.
+///
+/// Topics, subscriptions and nodes cover every live node; connections, message counters and
+/// errors are this node's alone.
 #[utoipa::path(
     get, path = "/stats", operation_id = "get_stats", tag = "operations",
     responses(

@@ -1,4 +1,4 @@
-//! The AsyncAPI 3.0 document of the WebSocket protocol at `/ws`.
+//! The AsyncAPI 3.1 document of the WebSocket protocol at `/ws`.
 //!
 //! Every message payload is the utoipa schema of one variant of [`ClientFrameSchema`] or
 //! [`ServerFrame`], the types the code parses and sends, so the document cannot drift from the
@@ -38,7 +38,7 @@ pub fn asyncapi_json() -> String {
     serde_json::to_string_pretty(&asyncapi()).unwrap_or_default() + "\n"
 }
 
-/// The AsyncAPI 3.0 document.
+/// The AsyncAPI 3.1 document.
 pub fn asyncapi() -> Value {
     let mut schemas = component_schemas();
     let client = variants(schemas.remove("ClientFrameSchema"));
@@ -65,7 +65,7 @@ pub fn asyncapi() -> Value {
         .collect();
 
     json!({
-        "asyncapi": "3.0.0",
+        "asyncapi": "3.1.0",
         "info": {
             "title": "pubsub WebSocket protocol",
             "version": env!("CARGO_PKG_VERSION"),
@@ -74,7 +74,12 @@ pub fn asyncapi() -> Value {
     gets exactly one reply, its ack or an `error`, in the order sent; a reply echoes the frame's \
     `request_id` when it had one. An error never closes the connection. The REST API (topics, history, \
     statistics) is described by the OpenAPI document at `/api-doc/openapi.json`.",
-            "license": { "name": env!("CARGO_PKG_LICENSE") }
+            "license": { "name": env!("CARGO_PKG_LICENSE") },
+            "contact": { "name": "pubsub maintainers" },
+            "tags": [
+                { "name": "websocket", "description": "One WebSocket at `/ws` per client." },
+                { "name": "pubsub", "description": "Topics, subscriptions and delivery." }
+            ]
         },
         "defaultContentType": "application/json",
         "servers": {
@@ -83,6 +88,12 @@ pub fn asyncapi() -> Value {
                 "protocol": "ws",
                 "description": "The server as `cargo run` starts it (change the address with \
     `--host` and `--port`)."
+            },
+            "local-tls": {
+                "host": "localhost:8000",
+                "protocol": "wss",
+                "description": "The same server started with `--tls-cert` and `--tls-key`: WebSocket \
+    over TLS."
             }
         },
         "channels": {
@@ -90,7 +101,7 @@ pub fn asyncapi() -> Value {
                 "address": "/ws",
                 "title": "The WebSocket",
                 "description": "One connection carries any number of subscriptions.",
-                "servers": [{ "$ref": "#/servers/local" }],
+                "servers": [{ "$ref": "#/servers/local" }, { "$ref": "#/servers/local-tls" }],
                 "messages": channel_messages,
                 "bindings": { "ws": { "method": "GET", "bindingVersion": "0.1.0" } }
             }
@@ -150,6 +161,10 @@ fn operations() -> Value {
             "action": "receive",
             "title": format!("Handle `{request}`"),
             "summary": format!("The client sends `{request}`; the server answers `{ack}` or `{ERROR}`."),
+            "description": format!("The client sends a `{request}` frame; the server answers with \
+        exactly one `{ack}` frame, or an `{ERROR}` frame whose `code` says why, in the order the \
+        client's frames were sent and echoing the frame's `request_id` if it had one. An error leaves \
+        the connection open."),
             "channel": { "$ref": "#/channels/ws" },
             "messages": [reference(request)],
             "reply": {
@@ -164,6 +179,9 @@ fn operations() -> Value {
         "title": "Deliver",
         "summary": "Frames the server sends on its own: delivered messages, and notices about \
     subscriptions.",
+        "description": "Each message published to a subscribed topic arrives as a `message` frame \
+    with its seq, in seq order per topic; `lagged` says messages were dropped for a slow \
+    subscriber, `topic_deleted` that a subscription ended with its topic.",
         "channel": { "$ref": "#/channels/ws" },
         "messages": EVENTS.iter().map(|e| reference(e)).collect::<Vec<_>>()
     });
