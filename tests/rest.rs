@@ -335,7 +335,7 @@ async fn create_accepts_json_content_type_with_parameters_and_any_case() {
 
 #[tokio::test]
 async fn json_bodies_may_come_as_any_application_plus_json_type() {
-    // The README: a Content-Type other than application/json (or application/*+json) is 415.
+    // docs/rest-api.md: a Content-Type other than application/json (or application/*+json) is 415.
     let server = TestServer::start().await;
     server.create_topic("news").await;
     let accepted = [

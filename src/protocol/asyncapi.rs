@@ -189,7 +189,7 @@ fn operations() -> Value {
     Value::Object(operations)
 }
 
-/// One example of each client frame, in the README's words. A test parses each one.
+/// One example of each client frame, in the words of docs/websocket.md. A test parses each one.
 fn client_examples() -> Vec<Value> {
     vec![
         json!({"action": "subscribe", "topic": "news", "replay_last": 10, "request_id": "s1"}),

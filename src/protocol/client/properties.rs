@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::*;
 
-/// What the protocol (README, "Client frames") says a frame means.
+/// What the protocol (docs/websocket.md, "Client frames") says a frame means.
 #[derive(Debug)]
 enum Expected {
     Command {
