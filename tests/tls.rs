@@ -251,7 +251,7 @@ async fn send_and_read_until_closed(addr: std::net::SocketAddr, bytes: &[u8]) ->
 }
 
 #[tokio::test]
-async fn plain_http_and_garbage_on_the_tls_port_are_closed_counted_and_logged_once() {
+async fn plain_http_and_garbage_on_the_tls_port_are_closed_and_counted() {
     let certs = Certs::make();
     let server = tls_server(&certs, &[]).await;
     let plain = send_and_read_until_closed(
@@ -446,4 +446,56 @@ async fn the_binary_serves_https_from_environment_variables_and_says_so() {
     )
     .await;
     assert!(!String::from_utf8_lossy(&plain).contains("200"));
+}
+
+#[tokio::test]
+async fn failed_handshakes_are_logged_once_per_interval_not_once_each() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let certs = Certs::make();
+    let (cert, key) = (
+        certs.cert.display().to_string(),
+        certs.key.display().to_string(),
+    );
+    let mut child = common::cli::pubsub(&["--port", "0", "--tls-cert", &cert, "--tls-key", &key])
+        .env("RUST_LOG", "warn,pubsub=info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pubsub");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr: std::net::SocketAddr = loop {
+        let line = lines.next().expect("a log line").expect("read log");
+        if let Some(rest) = line.split("listening on https://").nth(1) {
+            break rest
+                .split(' ')
+                .next()
+                .and_then(|a| a.parse().ok())
+                .expect("address");
+        }
+    };
+    for _ in 0..20 {
+        send_and_read_until_closed(addr, b"GET / HTTP/1.1\r\n\r\n").await;
+    }
+    let stats = certs
+        .https_request(addr, "GET", "/stats", &[], b"")
+        .await
+        .json();
+    assert_eq!(stats["tls_handshakes_failed"], 20, "{stats}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let logged: Vec<String> = lines
+        .map_while(Result::ok)
+        .filter(|l| l.contains("TLS handshake failed"))
+        .collect();
+    assert_eq!(
+        logged.len(),
+        1,
+        "one line for 20 failures within 10 s: {logged:?}"
+    );
+    assert!(
+        logged[0].contains("WARN") && logged[0].contains("failures=1"),
+        "{logged:?}"
+    );
 }

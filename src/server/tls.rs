@@ -126,10 +126,9 @@ impl FailureLog {
             return;
         }
         tracing::warn!(
-            failed = *unlogged,
-            "TLS handshake failed: {why} (failures since the last such line: {}; the connection \
-             is closed)",
-            *unlogged
+            failures = *unlogged,
+            "TLS handshake failed, connection closed: {why} (failures counts those since the last \
+             such line)"
         );
         *unlogged = 0;
         *last = Some(Instant::now());
