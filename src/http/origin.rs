@@ -63,11 +63,20 @@ impl Origin {
         if host.is_empty() {
             return None;
         }
-        let default_port = if scheme == "https" { 443 } else { 80 };
+        // A port that is written must be one: `port_u16` would read 99999 as no port at all.
+        let after_host = match authority.as_str().rsplit_once(']') {
+            Some((_, rest)) => rest,
+            None => authority.as_str(),
+        };
+        let port = match after_host.rsplit_once(':') {
+            Some((_, port)) => port.parse().ok()?,
+            None if scheme == "https" => 443,
+            None => 80,
+        };
         Some(Origin {
             scheme: scheme.to_owned(),
             host: host.to_ascii_lowercase(),
-            port: authority.port_u16().unwrap_or(default_port),
+            port,
         })
     }
 }
@@ -208,4 +217,57 @@ where
             response
         });
     answered.or(served).unify()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_origins_compare_equal_whatever_their_spelling() {
+        let parsed = |s: &str| Origin::parse(s).map(|o| o.to_string());
+        for (text, normal) in [
+            ("https://app.example.com", "https://app.example.com:443"),
+            (
+                "HTTPS://App.Example.com:443/",
+                "https://app.example.com:443",
+            ),
+            ("http://localhost:8000", "http://localhost:8000"),
+            ("http://127.0.0.1", "http://127.0.0.1:80"),
+            ("http://[::1]:9000", "http://[::1]:9000"),
+        ] {
+            assert_eq!(parsed(text), Ok(normal.to_owned()), "{text}");
+        }
+    }
+
+    #[test]
+    fn what_is_not_an_origin_is_refused() {
+        for text in [
+            "",
+            "null",
+            "app.example.com",
+            "ftp://app.example.com",
+            "ws://app.example.com",
+            "https://app.example.com/path",
+            "https://app.example.com?q=1",
+            "https://user@app.example.com",
+            "https://app.example.com:99999",
+            "https://app.example.com:",
+        ] {
+            assert!(Origin::parse(text).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn the_servers_own_origin_follows_its_scheme_and_the_host_header() {
+        let host: Authority = "localhost:8000".parse().expect("authority");
+        assert_eq!(
+            Origin::at("http", &host),
+            Origin::parse("http://LOCALHOST:8000").ok()
+        );
+        assert_ne!(
+            Origin::at("https", &host),
+            Origin::parse("http://localhost:8000").ok()
+        );
+    }
 }
