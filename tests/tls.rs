@@ -319,6 +319,30 @@ async fn a_stalled_handshake_ends_after_the_request_timeout_and_holds_up_no_one(
 }
 
 #[tokio::test]
+async fn a_handshake_under_way_does_not_hold_up_shutdown() {
+    let certs = Certs::make();
+    let server = tls_server(&certs, &[]).await;
+    let mut stalled = TcpStream::connect(server.addr).await.expect("connect");
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x00, 0x80])
+        .await
+        .expect("send");
+    // Let the server take the connection in before shutting down.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    // The test server's grace period is 5 s and the handshake's bound 30 s: neither is waited.
+    server.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "shut down in {:?}",
+        started.elapsed()
+    );
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(WAIT, stalled.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the stalled connection is closed");
+}
+
+#[tokio::test]
 async fn max_http_connections_bounds_tls_connections_too() {
     let certs = Certs::make();
     let server = tls_server(

@@ -1,5 +1,6 @@
-//! Serving the app on a listener, and shutting down gracefully: stop accepting, close every
-//! WebSocket with 1001 "going away", let in-flight requests finish, all within a timeout.
+//! Serving the app on a listener, over plain TCP or TLS, and shutting down gracefully: stop
+//! accepting, close every WebSocket with 1001 "going away", let in-flight requests finish, all
+//! within a timeout.
 
 mod connection;
 mod tls;
@@ -97,10 +98,17 @@ pub async fn serve(
                 tokio::spawn(serve(Box::new(io)));
             }
             // The handshake runs on the connection's task: the loop goes back to accepting.
+            // A shutdown ends a handshake still under way.
             Some(tls) => {
                 let (tls, connections) = (tls.clone(), connections.clone());
+                let mut shutting_down = server_closing.subscribe();
                 tokio::spawn(async move {
-                    if let Some(io) = tls.accept(io, &connections).await {
+                    let accepted = tokio::select! {
+                        accepted = tls.accept(io, &connections) => accepted,
+                        _ = shutting_down.wait_for(|closing| *closing) => None,
+                    };
+                    drop(shutting_down);
+                    if let Some(io) = accepted {
                         serve(Box::new(io)).await;
                     }
                 });
