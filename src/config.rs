@@ -3,12 +3,14 @@
 mod auth;
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
 use crate::broker::{Broker, BrokerConfig, RedisConfig, RedisTarget, SlowConsumerPolicy};
-use crate::http::{Limits, Liveness, PublishRate};
+use crate::http::{Limits, Liveness, Origin, Origins, PublishRate};
+use crate::server::{Edge, Tls};
 pub use auth::{AuthFlags, Secret};
 
 /// Room for the envelope around a message in a WebSocket frame or REST body.
@@ -198,6 +200,24 @@ pub struct Config {
     /// Log lines as human-readable text or as one JSON object per line.
     #[arg(long, env = "PUBSUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    // --- TLS and browser origins (see `server::tls` and `http::origin`) ---
+    /// PEM file with the server's certificate (and any intermediates after it): serve HTTPS
+    /// and WSS instead of HTTP and WS, HTTP/2 offered by ALPN. Needs --tls-key.
+    #[arg(long, env = "PUBSUB_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file with the private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "PUBSUB_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// A web origin (`https://app.example.com`) whose pages may use this server besides its
+    /// own; repeat the flag, or separate with commas. A WebSocket handshake or REST request
+    /// from any other page gets 403 forbidden_origin; one without `Origin` (not from a browser)
+    /// is served. Allowed origins get CORS answers.
+    #[arg(long = "allowed-origin", env = "PUBSUB_ALLOWED_ORIGINS", value_delimiter = ',',
+          value_parser = Origin::parse)]
+    pub allowed_origins: Vec<Origin>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -344,6 +364,21 @@ impl Config {
     /// Tokens and rights: required when a key is configured, else open.
     pub fn auth(&self) -> Result<crate::auth::Auth, String> {
         self.auth.auth(self.public_metrics)
+    }
+
+    /// TLS (the certificate and key read and checked now) and the allowed origins. Errors are
+    /// one line naming the flag.
+    pub fn edge(&self) -> Result<Edge, String> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(Tls::from_pem_files(cert, key, self.request_timeout)?),
+            (Some(_), None) => return Err("--tls-cert needs --tls-key (its private key)".into()),
+            (None, Some(_)) => return Err("--tls-key needs --tls-cert (its certificate)".into()),
+        };
+        Ok(Edge {
+            tls,
+            origins: Origins::new(self.allowed_origins.clone()),
+        })
     }
 
     pub fn limits(&self) -> Limits {

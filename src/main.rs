@@ -35,6 +35,18 @@ async fn serve() -> ExitCode {
     };
     // rediss:// connections use rustls; one process-wide crypto provider (ring).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let edge = match config.edge() {
+        Ok(edge) => edge,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let scheme = if edge.tls.is_some() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
     // A panic anywhere (a connection's task, say) is contained by its task; log it like
     // everything else so it shows up in the structured logs.
     std::panic::set_hook(Box::new(|panic| tracing::error!(%panic, "panic")));
@@ -54,8 +66,10 @@ async fn serve() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let (http, ws) = scheme;
     tracing::info!(
-        "listening on http://{addr} (API docs at http://{addr}/docs, WebSocket at ws://{addr}/ws)"
+        "listening on {http}://{addr} (API docs at {http}://{addr}/docs, WebSocket at \
+         {ws}://{addr}/ws)"
     );
 
     let broker = match config.broker().await {
@@ -83,6 +97,7 @@ async fn serve() -> ExitCode {
         broker,
         config.limits(),
         auth,
+        edge,
         server::shutdown_signal(),
         config.shutdown_timeout,
     )

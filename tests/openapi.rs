@@ -169,7 +169,7 @@ fn every_error_response_is_documented_as_error_response() {
                 continue;
             }
             // /health answers 503 with its own body: a load balancer reads `status`.
-            let expected = if path == "/health" {
+            let expected = if path == "/health" && status == "503" {
                 "#/components/schemas/Health"
             } else {
                 "#/components/schemas/ErrorResponse"
@@ -250,6 +250,25 @@ fn every_operation_says_whether_it_needs_a_token_and_documents_the_refusals() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn every_operation_documents_the_forbidden_origin_refusal() {
+    for (method, path, op) in operations() {
+        let description = op
+            .responses
+            .responses
+            .get("403")
+            .and_then(|r| match r {
+                utoipa::openapi::RefOr::T(r) => Some(r.description.clone()),
+                utoipa::openapi::RefOr::Ref(_) => None,
+            })
+            .unwrap_or_default();
+        assert!(
+            description.contains("forbidden_origin"),
+            "{method} {path}: 403 forbidden_origin documented"
+        );
     }
 }
 

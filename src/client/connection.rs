@@ -33,7 +33,8 @@ const TICK: Duration = Duration::from_millis(20);
 /// How long closing may wait to send the close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
-/// Opens one connection: TCP, then the WebSocket handshake with the bearer token, if any.
+/// Opens one connection: TCP, TLS for `wss://`, then the WebSocket handshake with the bearer
+/// token, if any.
 pub(super) async fn connect(endpoint: &Endpoint, options: &Options) -> Result<Ws, Error> {
     let url = endpoint.ws_url();
     let mut request = url
@@ -49,7 +50,15 @@ pub(super) async fn connect(endpoint: &Endpoint, options: &Options) -> Result<Ws
     let config = WebSocketConfig::default()
         .max_message_size(Some(options.max_frame_bytes))
         .max_frame_size(Some(options.max_frame_bytes));
-    let handshake = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+    let connector = match endpoint.tls {
+        true => Some(tokio_tungstenite::Connector::Rustls(match &options.tls {
+            Some(tls) => tls.clone(),
+            None => super::tls::system()?,
+        })),
+        false => Some(tokio_tungstenite::Connector::Plain),
+    };
+    let handshake =
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector);
     match tokio::time::timeout(options.connect_timeout, handshake).await {
         Ok(Ok((ws, _response))) => Ok(ws),
         Ok(Err(e)) => Err(Error::Connect(format!("{url}: {}", describe(e)))),

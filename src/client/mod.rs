@@ -45,6 +45,7 @@ mod liveness;
 mod pending;
 pub mod rest;
 mod subscriptions;
+mod tls;
 mod wire;
 
 use std::pin::Pin;
@@ -63,6 +64,7 @@ pub use endpoint::Endpoint;
 pub use error::Error;
 pub use events::{Event, Gap, GapCause, Message, Start, Subscribed};
 pub use rest::Rest;
+pub use tls::{TlsConfig, system as system_tls, trusting as tls_trusting};
 
 /// How a [`Client`] connects and behaves.
 #[derive(Debug, Clone)]
@@ -81,6 +83,9 @@ pub struct Options {
     pub buffer: usize,
     /// Largest frame accepted from the server.
     pub max_frame_bytes: usize,
+    /// For `wss://` (and `https://`) URLs: the certificates to trust. Default: the system's
+    /// ([`system_tls`]); [`tls_trusting`] adds a private CA's.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for Options {
@@ -93,6 +98,7 @@ impl Default for Options {
             connect_timeout: Duration::from_secs(10),
             buffer: 1024,
             max_frame_bytes: 16 << 20,
+            tls: None,
         }
     }
 }

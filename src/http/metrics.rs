@@ -48,8 +48,10 @@ pub fn routes(
         .boxed()
 }
 
-/// Prometheus metrics: connections, subscriptions, topics, message counters, errors by code
-/// and the publish latency histogram.
+/// Prometheus metrics.
+///
+/// Connections, subscriptions, topics, message counters, errors by code and the publish latency
+/// histogram, in the Prometheus text format; every figure is this node's.
 #[utoipa::path(
     get, path = "/metrics", operation_id = "get_metrics", tag = "operations",
     security(("bearer" = [])),
@@ -164,6 +166,11 @@ impl Collector for BrokerCollector {
                 "http_connections_refused",
                 "Connections closed on arrival because --max-http-connections were open.",
                 self.1.refused(),
+            ),
+            (
+                "tls_handshakes_failed",
+                "Connections closed because their TLS handshake failed or took too long.",
+                self.1.tls_handshakes_failed(),
             ),
         ];
         for (name, help, value) in counters {

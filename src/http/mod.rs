@@ -13,6 +13,7 @@ mod error;
 mod liveness;
 mod metrics;
 mod ops;
+mod origin;
 mod rate_limit;
 mod topics;
 mod upgrade;
@@ -33,6 +34,7 @@ use crate::protocol::ErrorCode;
 
 pub use connections::{Connections, Counted, Place};
 pub use error::ApiError;
+pub use origin::{Origin, Origins};
 use rate_limit::AddressBuckets;
 
 /// What the HTTP layer enforces on clients: sizes, rates and timeouts.
@@ -108,12 +110,14 @@ fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Inf
 
 /// The whole route tree around `broker`: REST, WebSocket, the API documents with Swagger UI, and
 /// the console at `/`. `connections` is what the server counts of its TCP connections, for
-/// `/stats` and `/metrics`; `auth` says which requests need a token, and what it must allow.
+/// `/stats` and `/metrics`; `auth` says which requests need a token, and what it must allow;
+/// `origins` are the browser origins allowed besides the server's own.
 pub fn app(
     broker: Broker,
     limits: Limits,
     connections: Arc<Connections>,
     auth: Auth,
+    origins: Origins,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let state = AppState {
         broker: broker.clone(),
@@ -139,10 +143,11 @@ pub fn app(
         .unify()
         .or(console::routes())
         .unify();
-    error::fault_injection()
+    let api = error::fault_injection()
         .and(routes)
         .recover(error::recover)
-        .unify()
+        .unify();
+    origin::guard(origins, api)
         .map(move |response: Response| {
             if let Some(code) = response.extensions().get::<ErrorCode>() {
                 broker.record_error(*code);

@@ -35,8 +35,10 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     health.or(stats).unify().boxed()
 }
 
-/// Tells a load balancer whether this node can serve: 503 with the reason while its engine
-/// (Redis) does not answer, so traffic goes to another node.
+/// Tells a load balancer whether this node can serve.
+///
+/// 503 with the reason while its engine (Redis) does not answer, so traffic goes to another
+/// node.
 #[utoipa::path(
     get, path = "/health", operation_id = "get_health", tag = "operations",
     security(()),
@@ -67,6 +69,9 @@ pub fn health(state: AppState) -> Response {
 }
 
 /// Counters for every topic and for the server.
+///
+/// Topics, subscriptions and nodes cover every live node; connections, message counters and
+/// errors are this node's alone.
 #[utoipa::path(
     get, path = "/stats", operation_id = "get_stats", tag = "operations",
     security(("bearer" = [])),
@@ -102,6 +107,8 @@ pub async fn stats(caller: Caller, state: AppState) -> Response {
         connections: stats.connections,
         http_connections: state.connections.open(),
         http_connections_refused: state.connections.refused(),
+        tls: state.connections.tls(),
+        tls_handshakes_failed: state.connections.tls_handshakes_failed(),
         subscriptions: stats.subscriptions,
         node_id: stats.node_id,
         engine: state.broker.engine_name().to_owned(),

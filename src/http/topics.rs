@@ -115,6 +115,9 @@ fn topic_body(info: &TopicInfo) -> Topic {
 }
 
 /// Creates a topic.
+///
+/// The name is 1 to 128 characters of letters, digits, `.`, `_`, `-` and `:`. The topic starts
+/// empty, at seq 0, with a new `epoch`; subscribers may join it over the WebSocket at once.
 #[utoipa::path(
     post, path = "/topics", operation_id = "create_topic", tag = "topics",
     request_body = CreateTopicRequest,
@@ -153,6 +156,8 @@ pub async fn create_topic(
 }
 
 /// Lists every topic, sorted by name.
+///
+/// Each with the number of WebSocket subscribers it has across every node.
 #[utoipa::path(
     get, path = "/topics", operation_id = "list_topics", tag = "topics",
     security(("bearer" = [])),
@@ -175,6 +180,8 @@ pub async fn list_topics(caller: Caller, state: AppState) -> Response {
 }
 
 /// Shows one topic.
+///
+/// Its subscriber count, its last seq, its `epoch`, and the seqs history holds.
 #[utoipa::path(
     get, path = "/topics/{name}", operation_id = "get_topic", tag = "topics",
     params(("name" = String, Path, description = "Topic name", min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")),
@@ -205,6 +212,8 @@ pub async fn get_topic(name: String, caller: Caller, state: AppState) -> Respons
 }
 
 /// Deletes a topic. Its subscribers receive `topic_deleted` and are unsubscribed.
+///
+/// Its history goes with it. A topic created again later by the same name has a new `epoch`.
 #[utoipa::path(
     delete, path = "/topics/{name}", operation_id = "delete_topic", tag = "topics",
     params(("name" = String, Path, description = "Topic name", min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")),
@@ -235,6 +244,9 @@ pub async fn delete_topic(name: String, caller: Caller, state: AppState) -> Resp
 }
 
 /// Publishes a message, delivered to subscribers exactly like a WebSocket publish.
+///
+/// The message is any JSON value up to `--max-message-bytes`; the answer gives the seq it was
+/// given, which is also its place in history.
 #[utoipa::path(
     post, path = "/topics/{name}/messages", operation_id = "publish_message", tag = "messages",
     params(("name" = String, Path, description = "Topic name", min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")),
@@ -306,6 +318,9 @@ fn rate_limited(rate: PublishRate, wait: Duration) -> Response {
 }
 
 /// Reads history: the messages held with seq above `since_seq`, oldest first.
+///
+/// At most `limit` of them; `first_seq` tells whether history still reaches back to
+/// `since_seq` or older messages are gone.
 #[utoipa::path(
     get, path = "/topics/{name}/messages", operation_id = "list_messages", tag = "messages",
     params(

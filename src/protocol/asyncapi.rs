@@ -1,4 +1,4 @@
-//! The AsyncAPI 3.0 document of the WebSocket protocol at `/ws`.
+//! The AsyncAPI 3.1 document of the WebSocket protocol at `/ws`.
 //!
 //! Every message payload is the utoipa schema of one variant of [`ClientFrameSchema`] or
 //! [`ServerFrame`], the types the code parses and sends, so the document cannot drift from the
@@ -39,7 +39,7 @@ pub fn asyncapi_json() -> String {
     serde_json::to_string_pretty(&asyncapi()).unwrap_or_default() + "\n"
 }
 
-/// The AsyncAPI 3.0 document.
+/// The AsyncAPI 3.1 document.
 pub fn asyncapi() -> Value {
     let mut schemas = component_schemas();
     let client = variants(schemas.remove("ClientFrameSchema"));
@@ -66,7 +66,7 @@ pub fn asyncapi() -> Value {
         .collect();
 
     json!({
-        "asyncapi": "3.0.0",
+        "asyncapi": "3.1.0",
         "info": {
             "title": "pubsub WebSocket protocol",
             "version": env!("CARGO_PKG_VERSION"),
@@ -81,8 +81,15 @@ pub fn asyncapi() -> Value {
     HTTP 401 `unauthorized` before the upgrade. A `subscribe` or `publish` the token's rights do not \
     cover is answered with an `error` frame `forbidden`; the connection stays open. At the token's \
     `exp` the server closes the connection with code 4001 and reason `token expired`, unless a \
-    `refresh` with a later token for the same `sub` came first.",
-            "license": { "name": env!("CARGO_PKG_LICENSE") }
+    `refresh` with a later token for the same `sub` came first.\n\n\
+    **Origins.** A handshake from a web page whose `Origin` is neither the server's own nor one of \
+    `--allowed-origin` is refused with HTTP 403 `forbidden_origin` before the upgrade.",
+            "license": { "name": env!("CARGO_PKG_LICENSE") },
+            "contact": { "name": "pubsub maintainers" },
+            "tags": [
+                { "name": "websocket", "description": "One WebSocket at `/ws` per client." },
+                { "name": "pubsub", "description": "Topics, subscriptions and delivery." }
+            ]
         },
         "defaultContentType": "application/json",
         "servers": {
@@ -95,6 +102,16 @@ pub fn asyncapi() -> Value {
                     { "$ref": "#/components/securitySchemes/bearer" },
                     { "$ref": "#/components/securitySchemes/tokenQuery" }
                 ]
+            },
+            "local-tls": {
+                "host": "localhost:8000",
+                "protocol": "wss",
+                "description": "The same server started with `--tls-cert` and `--tls-key`: WebSocket \
+    over TLS.",
+                "security": [
+                    { "$ref": "#/components/securitySchemes/bearer" },
+                    { "$ref": "#/components/securitySchemes/tokenQuery" }
+                ]
             }
         },
         "channels": {
@@ -102,7 +119,7 @@ pub fn asyncapi() -> Value {
                 "address": "/ws",
                 "title": "The WebSocket",
                 "description": "One connection carries any number of subscriptions.",
-                "servers": [{ "$ref": "#/servers/local" }],
+                "servers": [{ "$ref": "#/servers/local" }, { "$ref": "#/servers/local-tls" }],
                 "messages": channel_messages,
                 "bindings": { "ws": {
                     "method": "GET",
@@ -200,6 +217,10 @@ fn operations() -> Value {
             "action": "receive",
             "title": format!("Handle `{request}`"),
             "summary": format!("The client sends `{request}`; the server answers `{ack}` or `{ERROR}`."),
+            "description": format!("The client sends a `{request}` frame; the server answers with \
+        exactly one `{ack}` frame, or an `{ERROR}` frame whose `code` says why, in the order the \
+        client's frames were sent and echoing the frame's `request_id` if it had one. An error leaves \
+        the connection open."),
             "channel": { "$ref": "#/channels/ws" },
             "messages": [reference(request)],
             "reply": {
@@ -214,6 +235,9 @@ fn operations() -> Value {
         "title": "Deliver",
         "summary": "Frames the server sends on its own: delivered messages, and notices about \
     subscriptions.",
+        "description": "Each message published to a subscribed topic arrives as a `message` frame \
+    with its seq, in seq order per topic; `lagged` says messages were dropped for a slow \
+    subscriber, `topic_deleted` that a subscription ended with its topic.",
         "channel": { "$ref": "#/channels/ws" },
         "messages": EVENTS.iter().map(|e| reference(e)).collect::<Vec<_>>()
     });

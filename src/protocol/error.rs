@@ -46,13 +46,16 @@ pub enum ErrorCode {
     Unauthorized,
     /// The token is valid but its rights do not cover this action.
     Forbidden,
+    /// The request came from a web page whose origin is neither the server's own nor one of
+    /// `--allowed-origin` (the browser's `Origin` header).
+    ForbiddenOrigin,
     /// The server failed; the message says what happened. (Kept last: see [`ErrorCode::ALL`].)
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (the order of [`ErrorCode::index`]).
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidTopic,
         ErrorCode::TopicNotFound,
@@ -71,6 +74,7 @@ impl ErrorCode {
         ErrorCode::EngineUnavailable,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
+        ErrorCode::ForbiddenOrigin,
         ErrorCode::Internal,
     ];
 
@@ -100,6 +104,7 @@ impl ErrorCode {
             ErrorCode::EngineUnavailable => "engine_unavailable",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::ForbiddenOrigin => "forbidden_origin",
             ErrorCode::Internal => "internal",
         }
     }

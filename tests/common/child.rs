@@ -62,7 +62,9 @@ impl ChildServer {
             let line = rx
                 .recv_timeout(START_WAIT)
                 .expect("a 'listening on' log line within the wait");
-            if let Some(rest) = line.split("listening on http://").nth(1) {
+            let rest = line.split("listening on ").nth(1);
+            let rest = rest.and_then(|r| r.strip_prefix("http://").or(r.strip_prefix("https://")));
+            if let Some(rest) = rest {
                 let addr = rest.split(|c: char| c.is_whitespace() || c == '/').next();
                 server.addr = addr
                     .and_then(|a| a.parse().ok())

@@ -10,6 +10,7 @@ pub mod h2;
 pub mod proxy;
 pub mod redis;
 pub mod reference;
+pub mod tls;
 pub mod tools;
 
 use std::net::SocketAddr;
@@ -82,6 +83,7 @@ impl TestServer {
         config.validate().expect("test flags are consistent");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
+        let edge = config.edge().expect("TLS files and origins load");
         let broker = config.broker().await.expect("the engine starts");
         let auth = config.auth().expect("test auth flags are usable");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -90,6 +92,7 @@ impl TestServer {
             broker.clone(),
             config.limits(),
             auth,
+            edge,
             async move {
                 let _ = stopped.await;
             },
@@ -242,6 +245,7 @@ fn add_node_figures(stats: &mut Value, other: &Value) {
         "connections",
         "http_connections",
         "http_connections_refused",
+        "tls_handshakes_failed",
         "messages_published",
         "messages_delivered",
         "messages_dropped",
