@@ -65,7 +65,7 @@ fn collect(mut sub: Subscription) -> Arc<Mutex<Vec<Seen>>> {
                 }
                 Event::EpochChanged { .. } => Seen::EpochChanged,
                 Event::TopicDeleted => Seen::Deleted,
-                Event::Revoked => panic!("no tokens here: nothing to revoke"),
+                e @ (Event::Revoked | Event::TokenExpired) => panic!("no tokens here: {e:?}"),
                 Event::Failed(e) => panic!("subscription failed: {e:?}"),
             };
             out.lock().expect("seen").push(item);

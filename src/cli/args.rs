@@ -29,6 +29,11 @@ pub struct Cli {
     #[arg(long, env = "PUBSUB_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
 
+    /// A shell command printing a fresh token, run whenever one is needed: before each
+    /// connection and ahead of the token's `exp` (instead of --token).
+    #[arg(long, value_name = "CMD", global = true, conflicts_with = "token")]
+    pub token_command: Option<String>,
+
     /// `json` for one JSON object per line, `text` for people; `auto` picks JSON unless
     /// stdout is a terminal.
     #[arg(long, value_enum, default_value_t = Output::Auto, global = true)]

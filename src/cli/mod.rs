@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Each takes `--url` (`PUBSUB_URL`, default `http://127.0.0.1:8000`), `--token`
-//! (`PUBSUB_TOKEN`) and `--output auto|json|text`. `main` calls [`run_if_command`] first: with
+//! (`PUBSUB_TOKEN`) or `--token-command CMD` (run for a fresh token whenever one is needed),
+//! and `--output auto|json|text`. `main` calls [`run_if_command`] first: with
 //! no command among its arguments, `pubsub` starts the server as before.
 
 mod args;
@@ -18,6 +19,7 @@ mod publish;
 mod rest;
 mod sub;
 mod token;
+mod token_command;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -80,17 +82,27 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
     let out = Printer::new(cli.output);
     let options = Options {
         token: cli.token.clone(),
+        token_provider: cli.token_command.clone().map(token_command::provider),
         ..Options::default()
+    };
+    // A REST command makes one request: one token does.
+    let rest_token = match cli.token_command {
+        Some(command) if matches!(cli.command, Command::Topics(_) | Command::History(_)) => Some(
+            token_command::fetch(command)
+                .await
+                .map_err(Failure::Other)?,
+        ),
+        _ => cli.token,
     };
     match cli.command {
         Command::Sub(args) => sub::run(args, &cli.url, options, out).await,
         Command::Pub(args) => publish::run(args, &cli.url, options, out).await,
         Command::Topics(args) => {
-            let rest = Rest::new(&cli.url, cli.token)?;
+            let rest = Rest::new(&cli.url, rest_token)?;
             rest::topics(args.action, &rest, out).await
         }
         Command::History(args) => {
-            let rest = Rest::new(&cli.url, cli.token)?;
+            let rest = Rest::new(&cli.url, rest_token)?;
             rest::history(args, &rest, out).await
         }
     }

@@ -198,6 +198,12 @@ fn print_event(topic: &str, event: &Event, out: Printer) -> Result<(), Failure> 
             ));
             out.json_only(&Line::Revoked { topic })
         }
+        Event::TokenExpired => {
+            notice(format_args!(
+                "{topic}: the token expired; waiting for a new one (--token-command)"
+            ));
+            Ok(())
+        }
         Event::Failed(error) => {
             notice(format_args!(
                 "{topic}: the server refused to resubscribe: {}: {}",

@@ -19,11 +19,14 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use super::events::Event;
 use super::liveness::{Check, Liveness};
 use super::pending::{Pending, Waiting};
 use super::subscriptions::Subscriptions;
+use super::token::{self, Fetch, TokenProvider};
 use super::wire::{self, Incoming};
 use super::{Command, Endpoint, Error, HELD_REQUESTS, Options, Status};
+use crate::protocol::close::TOKEN_EXPIRED;
 
 pub(super) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -32,6 +35,41 @@ const TICK: Duration = Duration::from_millis(20);
 
 /// How long closing may wait to send the close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// The token for a new connection: a fresh one from the provider, else the one given unless
+/// its `exp` has passed (the server would only refuse it).
+pub(super) async fn token_for_connect(options: &Options) -> Result<Option<String>, Error> {
+    if let Some(provider) = &options.token_provider {
+        return provider
+            .fetch()
+            .await
+            .map(Some)
+            .map_err(|e| Error::Connect(format!("the token provider failed: {e}")));
+    }
+    match options.token.as_deref().and_then(token::expiry) {
+        Some(exp) if token::left(exp).is_zero() => Err(Error::TokenExpired),
+        _ => Ok(options.token.clone()),
+    }
+}
+
+/// When the open connection's token is to be refreshed: only with a provider and a token
+/// with an `exp`. `retry`: the provider gave no later token; ask again halfway to the expiry
+/// while a second or more is left, then let it expire (4001, and a reconnect).
+fn refresh_deadline(options: &Options, retry: bool) -> Option<Instant> {
+    options.token_provider.as_ref()?;
+    let left = token::left(token::expiry(options.token.as_deref()?)?);
+    let after = match retry {
+        false => token::refresh_after(left, options.refresh_ahead),
+        true if left >= Duration::from_secs(1) => left / 2,
+        true => return None,
+    };
+    Some(Instant::now() + after)
+}
+
+/// Far enough away to stand for never.
+fn never() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
 
 /// Opens one connection: TCP, TLS for `wss://`, then the WebSocket handshake with the bearer
 /// token, if any.
@@ -88,6 +126,8 @@ fn describe(e: tungstenite::Error) -> String {
 enum End {
     /// The connection is gone: reconnect.
     Lost(String),
+    /// The server closed it with 4001 at the token's `exp`.
+    Expired(String),
     /// The client closed: end the task (telling whoever asked, once the close frame is sent).
     Closed(Option<oneshot::Sender<()>>),
 }
@@ -109,6 +149,8 @@ struct Driver {
     attempts: u32,
     /// Whether the current session has had a frame from the server.
     answered: bool,
+    /// The token expired with no provider to ask: wait for a `refresh` before reconnecting.
+    expired: bool,
 }
 
 /// The connection's task: sessions, and reconnecting in between, until the client closes.
@@ -132,6 +174,7 @@ pub(super) async fn run(
         out: Vec::new(),
         attempts: 0,
         answered: false,
+        expired: false,
     };
     let mut next = Some(first);
     loop {
@@ -159,6 +202,21 @@ pub(super) async fn run(
                 driver.status.send_modify(|s| {
                     s.connected = false;
                     s.last_error = Some(why);
+                });
+            }
+            End::Expired(why) => {
+                tracing::info!(url = %driver.endpoint.ws_url(), "token expired: {why}");
+                // With a provider the next token is one call away: no backoff for this.
+                driver.attempts = 0;
+                driver.expired = driver.options.token_provider.is_none();
+                if driver.expired {
+                    driver.subs.notify_all(&Event::TokenExpired);
+                }
+                let expired = driver.expired;
+                driver.status.send_modify(|s| {
+                    s.connected = false;
+                    s.last_error = Some(format!("token expired: {why}"));
+                    s.token_expired = expired;
                 });
             }
             End::Closed(done) => {
@@ -198,9 +256,32 @@ impl Driver {
         // fires early, it is set again to the deadline as it is then.
         let liveness_check = tokio::time::sleep_until(liveness.deadline());
         tokio::pin!(liveness_check);
+        // The token's refresh: when to ask the provider, and its answer while it is coming.
+        let refresh_check =
+            tokio::time::sleep_until(refresh_deadline(&self.options, false).unwrap_or_else(never));
+        tokio::pin!(refresh_check);
+        let mut fetching: Option<Fetch> = None;
         loop {
             let mut ping = false;
             let end = tokio::select! {
+                _ = &mut refresh_check, if fetching.is_none() => {
+                    refresh_check.as_mut().reset(never());
+                    fetching = self.options.token_provider.as_ref().map(TokenProvider::fetch);
+                    None
+                }
+                Some(fetched) = async {
+                    match fetching.as_mut() {
+                        Some(f) => Some(f.await),
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    fetching = None;
+                    let retry = !self.refresh_with(fetched);
+                    refresh_check
+                        .as_mut()
+                        .reset(refresh_deadline(&self.options, retry).unwrap_or_else(never));
+                    None
+                }
                 _ = &mut self.alive => Some(End::Closed(None)),
                 frame = stream.next() => {
                     liveness.heard(Instant::now());
@@ -232,6 +313,7 @@ impl Driver {
             };
             match end {
                 Some(End::Lost(why)) => return End::Lost(why),
+                Some(End::Expired(why)) => return End::Expired(why),
                 Some(closed) => return self.close(sink, closed).await,
                 None => {}
             }
@@ -277,14 +359,51 @@ impl Driver {
         end
     }
 
-    /// Waits out the backoff, then tries to connect, until it works or the client closes.
-    /// Requests keep being taken meanwhile.
+    /// Sends the provider's new token as a refresh. False when there is nothing to send: the
+    /// provider failed or gave a token expiring no later than the current one.
+    fn refresh_with(&mut self, fetched: Result<String, String>) -> bool {
+        let fresh = match fetched {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                tracing::warn!("the token provider failed: {e}");
+                self.status.send_modify(|s| {
+                    s.last_error = Some(format!("the token provider failed: {e}"));
+                });
+                return false;
+            }
+        };
+        let current = self.options.token.as_deref().and_then(token::expiry);
+        if token::expiry(&fresh) <= current {
+            return false;
+        }
+        // Nobody waits for this reply: a refused refresh leaves the connection to its expiry
+        // (4001), and the reconnect asks the provider again.
+        let (reply, _) = oneshot::channel();
+        self.options.token = Some(fresh.clone());
+        let request_id = self.pending.register(Waiting::Refresh(reply));
+        self.out.push(wire::refresh(&fresh, request_id));
+        true
+    }
+
+    /// Waits out the backoff (or, after an expiry without a provider, for a `refresh`), then
+    /// tries to connect, until it works or the client closes. Requests keep being taken
+    /// meanwhile.
     async fn reconnect(&mut self) -> Option<Ws> {
         loop {
-            let wait = tokio::time::sleep(self.options.backoff.delay_random(self.attempts));
+            let delay = match self.expired {
+                true => Duration::from_secs(86_400 * 365),
+                false => self.options.backoff.delay_random(self.attempts),
+            };
+            let wait = tokio::time::sleep(delay);
             self.attempts = self.attempts.saturating_add(1);
             tokio::pin!(wait);
             loop {
+                if self.expired && self.held_refresh() {
+                    self.expired = false;
+                    self.attempts = 0;
+                    self.status.send_modify(|s| s.token_expired = false);
+                    break;
+                }
                 tokio::select! {
                     _ = &mut wait => break,
                     _ = &mut self.alive => return None,
@@ -303,15 +422,28 @@ impl Driver {
                 }
             }
             let attempt = tokio::select! {
-                attempt = connect(&self.endpoint, &self.options) => attempt,
+                attempt = async {
+                    self.options.token = token_for_connect(&self.options).await?;
+                    connect(&self.endpoint, &self.options).await
+                } => attempt,
                 _ = &mut self.alive => return None,
             };
+            if let Err(Error::TokenExpired) = attempt {
+                self.expired = true;
+                self.subs.notify_all(&Event::TokenExpired);
+                self.status.send_modify(|s| {
+                    s.token_expired = true;
+                    s.last_error = Some(Error::TokenExpired.to_string());
+                });
+                continue;
+            }
             match attempt {
                 Ok(ws) => {
                     tracing::info!(url = %self.endpoint.ws_url(), "reconnected");
                     self.status.send_modify(|s| {
                         s.connected = true;
                         s.connections += 1;
+                        s.token_expired = false;
                     });
                     return Some(ws);
                 }
@@ -322,6 +454,13 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Whether a `refresh` waits for the next connection (it holds the new token).
+    fn held_refresh(&self) -> bool {
+        self.held
+            .iter()
+            .any(|c| matches!(c, Command::Refresh { .. }))
     }
 
     /// Takes one request from a handle. Without a connection, publishes and pings wait for
@@ -407,6 +546,13 @@ impl Driver {
             Some(Ok(Message::Text(text))) => {
                 self.answered = true;
                 text
+            }
+            Some(Ok(Message::Close(Some(close)))) if u16::from(close.code) == TOKEN_EXPIRED => {
+                return Some(End::Expired(format!(
+                    "closed by the server: {} {}",
+                    u16::from(close.code),
+                    close.reason
+                )));
             }
             Some(Ok(Message::Close(Some(close)))) => {
                 return Some(End::Lost(format!(

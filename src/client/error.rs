@@ -24,6 +24,8 @@ pub enum Error {
     AlreadySubscribed(String),
     /// The subscription was removed (`unsubscribe`) before the server acknowledged it.
     Unsubscribed,
+    /// The token has expired and there is no token provider to ask for another.
+    TokenExpired,
     /// A message that is not valid JSON.
     InvalidJson(String),
     /// The server sent something this client cannot read.
@@ -43,6 +45,9 @@ impl fmt::Display for Error {
             Error::Closed => f.write_str("the client is closed"),
             Error::AlreadySubscribed(topic) => write!(f, "already subscribed to '{topic}'"),
             Error::Unsubscribed => f.write_str("unsubscribed before the server acknowledged"),
+            Error::TokenExpired => f.write_str(
+                "the token has expired: give a new one (Client::refresh) or a token provider",
+            ),
             Error::InvalidJson(why) => write!(f, "not valid JSON: {why}"),
             Error::Protocol(why) => write!(f, "unexpected from the server: {why}"),
         }

@@ -42,6 +42,10 @@ pub enum Event {
     /// A [`crate::client::Client::refresh`] gave the connection a token whose rights do not
     /// cover this topic. The subscription ends with this event.
     Revoked,
+    /// The connection's token expired (closed with 4001) and the client has no
+    /// [`crate::client::TokenProvider`]: the subscription waits, without reconnecting, until
+    /// [`crate::client::Client::refresh`] gives a new token, then resumes from its last seq.
+    TokenExpired,
     /// The server refused to resubscribe after a reconnect (for instance `too_many_subscriptions`
     /// after its limits changed). The subscription ends with this event.
     Failed(ErrorBody),

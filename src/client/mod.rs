@@ -46,6 +46,7 @@ mod pending;
 pub mod rest;
 mod subscriptions;
 mod tls;
+mod token;
 mod wire;
 
 use std::pin::Pin;
@@ -65,12 +66,21 @@ pub use error::Error;
 pub use events::{Event, Gap, GapCause, Message, Start, Subscribed};
 pub use rest::Rest;
 pub use tls::{TlsConfig, system as system_tls, trusting as tls_trusting};
+pub use token::{TokenProvider, expiry as token_expiry};
 
 /// How a [`Client`] connects and behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Sent as `Authorization: Bearer <token>` with every WebSocket handshake (and REST call).
     pub token: Option<String>,
+    /// Asked for a fresh token before every connection and, when the token has an `exp`,
+    /// [`Options::refresh_ahead`] before it (at most halfway through its remaining life) to
+    /// refresh the open connection; a connection closed with 4001 "token expired" reconnects
+    /// at once with its next token. Without one, an expiry sets [`Status::token_expired`],
+    /// yields [`Event::TokenExpired`], and the client waits for [`Client::refresh`].
+    pub token_provider: Option<TokenProvider>,
+    /// How long before the token's `exp` the provider is asked for the next one.
+    pub refresh_ahead: Duration,
     /// Waits between reconnect attempts.
     pub backoff: Backoff,
     /// Silence after which the client pings the server.
@@ -92,6 +102,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             token: None,
+            token_provider: None,
+            refresh_ahead: Duration::from_secs(30),
             backoff: Backoff::default(),
             ping_interval: Duration::from_secs(15),
             ping_timeout: Duration::from_secs(10),
@@ -112,6 +124,9 @@ pub struct Status {
     pub connections: u64,
     /// Why the last connection ended or the last attempt failed.
     pub last_error: Option<String>,
+    /// The token expired and there is no [`TokenProvider`]: the client does not reconnect
+    /// until [`Client::refresh`] gives it a new token.
+    pub token_expired: bool,
 }
 
 /// A request from a handle to the connection's task.
@@ -172,16 +187,18 @@ impl Client {
     /// than retried. Once connected, the client reconnects by itself for as long as it lives.
     pub async fn connect(url: &str, options: Options) -> Result<Client, Error> {
         let endpoint = Endpoint::parse(url)?;
-        let options = Options {
+        let mut options = Options {
             buffer: options.buffer.max(2),
             ..options
         };
+        options.token = connection::token_for_connect(&options).await?;
         let ws = connection::connect(&endpoint, &options).await?;
         let (commands, rx) = mpsc::channel(64);
         let (status_tx, status) = watch::channel(Status {
             connected: true,
             connections: 1,
             last_error: None,
+            token_expired: false,
         });
         let (alive, dropped) = oneshot::channel();
         let buffer = options.buffer;
@@ -289,7 +306,8 @@ impl Client {
     /// expire no earlier; it is used for every reconnect from now on. Returns its expiry
     /// (seconds since the Unix epoch). Subscriptions its rights no longer cover end with
     /// [`Event::Revoked`]. A refused token leaves the current one in force on the connection
-    /// ([`Error::Server`] with `unauthorized`, `forbidden` or `bad_request`).
+    /// ([`Error::Server`] with `unauthorized`, `forbidden` or `bad_request`). After an expiry
+    /// without a provider ([`Status::token_expired`]) it reconnects with the new token.
     pub async fn refresh(&self, token: &str) -> Result<u64, Error> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Refresh {

@@ -308,6 +308,11 @@ impl Subscriptions {
     }
 
     /// After a refresh: the new token does not cover `topic`, so its subscription ends.
+    /// Tells every subscription (they stay, waiting for the next connection).
+    pub(super) fn notify_all(&mut self, event: &Event) {
+        self.subs.retain(|_, sub| sub.notify(event.clone()));
+    }
+
     pub(super) fn on_revoked(&mut self, topic: &str) {
         if let Some(sub) = self.subs.remove(topic) {
             sub.finish(Event::Revoked);

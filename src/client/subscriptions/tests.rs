@@ -141,6 +141,7 @@ fn describe(event: &Event) -> String {
         } => format!("epoch {old_epoch}->{new_epoch}"),
         Event::TopicDeleted => "deleted".to_owned(),
         Event::Revoked => "revoked".to_owned(),
+        Event::TokenExpired => "token expired".to_owned(),
         Event::Failed(e) => format!("failed {}", e.code.as_str()),
     }
 }
