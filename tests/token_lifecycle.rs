@@ -399,3 +399,43 @@ async fn the_javascript_client_follows_tokens_through_expiry_refresh_and_revocat
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_javascript_client_in_chromium_refreshes_and_sees_a_revocation() {
+    if let Some(reason) = tools::browser_missing() {
+        return tools::missing_tool(&reason);
+    }
+    let server = TestServer::with_args(&["--auth-hmac-secret", SECRET]).await;
+    let run = tools::node(
+        "js_token_chromium.mjs",
+        &[&format!("http://{}", server.addr), SECRET],
+    )
+    .await;
+    assert!(run.success(), "{}", run.describe());
+    let report = run.json();
+    let published = report["published"].as_u64().expect("published");
+    assert!(published >= 40, "{report}");
+    let seen: Vec<String> = report["seen"]
+        .as_array()
+        .expect("seen")
+        .iter()
+        .map(|s| s.as_str().expect("line").to_owned())
+        .collect();
+    let news: Vec<String> = seen
+        .iter()
+        .filter(|s| s.starts_with("news "))
+        .cloned()
+        .collect();
+    let expected: Vec<String> = (1..=published).map(|n| format!("news {n}")).collect();
+    assert_eq!(news, expected, "{report}");
+    assert_eq!(
+        seen.iter()
+            .filter(|s| s.starts_with("other "))
+            .collect::<Vec<_>>(),
+        ["other revoked"],
+        "{report}"
+    );
+    assert_eq!(report["status"]["connections"], 1, "{report}");
+    assert!(report["getToken"].as_u64() >= Some(4), "{report}");
+    server.shutdown().await;
+}
