@@ -264,3 +264,78 @@ async fn console_page_shows_its_reconnects_and_the_gaps_history_did_not_cover() 
     let topic = server.get("/topics/reconnect-demo").await.json();
     assert_eq!(topic["messages_published"], 14, "{topic}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_page_shows_an_expired_token_and_takes_a_pasted_one() {
+    if let Some(reason) = browser_missing() {
+        return missing_tool(&reason);
+    }
+    let secret = common::auth::SECRET;
+    let server = TestServer::with_args(&["--auth-hmac-secret", secret]).await;
+    let run = node(
+        "console_token.mjs",
+        &[&format!("http://{}", server.addr), secret],
+    )
+    .await;
+    assert!(run.success(), "{}", run.describe());
+    let report = run.json();
+
+    // Expired at its 3 s (the server's 4001), not before and not long after.
+    let expired_after = report["expired_after_ms"].as_u64().expect("a time");
+    assert!((1500..=6000).contains(&expired_after), "{report}");
+    assert!(
+        report["expired_log"]
+            .as_str()
+            .is_some_and(|l| l.contains("token expired") && l.contains("4001")),
+        "{report}"
+    );
+    // While expired: the page stays away, and so does its connection.
+    assert_eq!(report["status_while_expired"], "token expired", "{report}");
+    assert_eq!(report["reconnects_while_expired"], "0", "{report}");
+    assert_eq!(report["connections_while_expired"], 0, "{report}");
+    assert_eq!(report["shown_while_expired"], json!([1, 2, 3]), "{report}");
+    // The pasted token reconnected once; the page then listed every seq once, in order, and
+    // the revoked notice after the token with fewer rights (seq 9, published after it, is not
+    // shown).
+    assert_eq!(report["reconnects_after_refresh"], "1", "{report}");
+    let revoked = "console.expiry: subscription revoked: the token no longer allows it";
+    assert_eq!(
+        report["shown"],
+        json!([1, 2, 3, 4, 5, 6, 7, 8, revoked]),
+        "{report}"
+    );
+    assert_eq!(report["subscriptions_after_revoke"], 0, "{report}");
+    // The log tells that story once each: one paste saved per token, one lost connection (the
+    // 4001), then the reconnect with the pasted token.
+    let log: Vec<&str> = report["log"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let count = |what: &str| log.iter().filter(|l| l.contains(what)).count();
+    assert_eq!(count("token saved"), 3, "{log:#?}");
+    assert_eq!(count("connection lost"), 1, "{log:#?}");
+    assert_eq!(count("connection lost: token_expired"), 1, "{log:#?}");
+    assert_eq!(count("reconnecting with the new token"), 1, "{log:#?}");
+    assert_eq!(count("reconnected (connection 2)"), 1, "{log:#?}");
+    assert_eq!(count("token refreshed on the WebSocket"), 2, "{log:#?}");
+    assert_eq!(report["status_after_revoke"], "connected", "{report}");
+    // Seen from here: nobody is subscribed any more, and all nine were published.
+    let auth = format!(
+        "Bearer {}",
+        common::auth::hs256(&common::auth::all_rights())
+    );
+    let topic = server
+        .request(
+            "GET",
+            "/topics/console.expiry",
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .await
+        .json();
+    assert_eq!(topic["messages_published"], 9, "{topic}");
+    assert_eq!(topic["subscriber_count"], 0, "{topic}");
+    server.shutdown().await;
+}

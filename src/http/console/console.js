@@ -44,6 +44,10 @@ function onStatus(status) {
     // The client waits for a new token rather than retrying the expired one.
     $('status').textContent = 'token expired';
     log(`token expired: ${status.lastError}; paste a new token in the token field to reconnect`, true);
+  } else if (client && $('status').textContent === 'token expired') {
+    // refresh(token) after an expiry: lastError still names the old token's 4001.
+    $('status').textContent = 'reconnecting';
+    log('reconnecting with the new token');
   } else if (client) {
     $('status').textContent = 'reconnecting';
     log(`connection lost: ${status.lastError}`, true);
