@@ -27,6 +27,11 @@
 //! - The ```` ```bash ```` block `# readme-example: cli` runs with `sh -e`, the `pubsub` binary
 //!   first on `PATH`, against a fresh server, and its stdout must be the ```` ```text ```` block
 //!   after it, line for line (epochs and timestamps aside).
+//! - The ```` ```javascript ```` block `// readme-example: browser` runs in Chromium (driven
+//!   by `tests/browser/readme_example.mjs`) as its prose tells a reader to run it: in the
+//!   console page at `/` with a token pasted into its token field, after the security
+//!   walkthrough on the same server. What it logs with `console.log` must be the
+//!   ```` ```text ```` block after it, line for line.
 //! - The section "Run several nodes" of `docs/scale-out.md` (up to its next heading) runs on its own, in order, against what it starts itself:
 //!   its ```` ```bash ```` block of long-running commands starts, line by line, the
 //!   `redis-server` and the two nodes (the binary this test built in place of
@@ -118,6 +123,7 @@ const MARKERS: &[(&str, &str)] = &[
     ("cli", "bash"),
     ("security", "bash"),
     ("security-python", "python"),
+    ("browser", "javascript"),
 ];
 
 /// The text of `file`, relative to the repository.
@@ -838,6 +844,10 @@ fn expected_output(name: &str) -> &'static [&'static [&'static str]] {
             &[r#""action":"message""#, r#""message":"hi""#],
             &[r#""code":"forbidden""#, "'news'"],
         ],
+        "browser" => &[
+            &[r#""action":"subscribed""#, r#""replayed":1"#],
+            &[r#""action":"message""#, r#""message":"hi""#],
+        ],
         "javascript" => &[
             &["subscribed", r#""lastSeq":0"#],
             &["#1", r#""Hello from JavaScript""#],
@@ -914,20 +924,21 @@ fn assert_output(name: &str, run: &Run) {
         "example '{name}' failed:\n{}",
         run.describe()
     );
+    assert_printed(name, &run.stdout, &run.describe());
+}
+
+/// Asserts that the example `name` printed `printed` (each line of [`expected_output`] in it,
+/// and what its ```` ```text ```` block shows); `describe` tells the run, for messages.
+fn assert_printed(name: &str, printed: &str, describe: &str) {
     for needles in expected_output(name) {
         assert!(
-            run.stdout
+            printed
                 .lines()
                 .any(|l| needles.iter().all(|n| l.contains(n))),
-            "example '{name}': no output line contains all of {needles:?}\n{}",
-            run.describe()
+            "example '{name}': no output line contains all of {needles:?}\n{describe}"
         );
     }
-    assert_printed_as_shown(
-        &format!("example '{name}'"),
-        &printed_output(name),
-        &run.stdout,
-    );
+    assert_printed_as_shown(&format!("example '{name}'"), &printed_output(name), printed);
 }
 
 #[test]
@@ -979,7 +990,11 @@ async fn python_examples_work_as_written() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn javascript_example_works_as_written() {
-    let examples = examples("javascript");
+    // The browser example runs in Chromium, after the security walkthrough.
+    let examples: Vec<(String, Block)> = examples("javascript")
+        .into_iter()
+        .filter(|(n, _)| n != "browser")
+        .collect();
     assert!(
         examples.iter().any(|(n, _)| n == "javascript"),
         "README.md and docs/ lack the marked JavaScript example"
@@ -1254,12 +1269,31 @@ async fn security_walkthrough_runs_as_written() {
         run_sh.describe()
     );
 
-    // The Python example, on the same server (it reads what the walkthrough published).
-    let python = match python_with(&["websockets"]) {
-        Ok(python) => python,
-        Err(reason) => return missing_tool(&reason),
-    };
-    let (example, _) = find("security-python");
+    // The Python and browser examples, on the same server (they read what the walkthrough
+    // published). A missing tool skips its part; the test reports the skip at the end.
+    let mut missing = Vec::new();
+    match python_with(&["websockets"]) {
+        Ok(python) => security_python(&python, find("security-python").0, &server, bin_dir).await,
+        Err(reason) => missing.push(reason),
+    }
+    match common::tools::browser_missing() {
+        None => browser_example(find("browser").0, &server).await,
+        Some(reason) => missing.push(reason),
+    }
+    server.shutdown().await;
+    if !missing.is_empty() {
+        missing_tool(&missing.join("; "));
+    }
+}
+
+/// The walkthrough's Python example: `python3 example.py` with `pubsub` on the PATH and the
+/// secret exported.
+async fn security_python(
+    python: &common::tools::Python,
+    example: &Block,
+    server: &TestServer,
+    bin_dir: &Path,
+) {
     let mut command = python.command("python3");
     let mut path = vec![bin_dir.to_owned()];
     path.extend(std::env::split_paths(
@@ -1272,10 +1306,44 @@ async fn security_walkthrough_runs_as_written() {
     command
         .env("PATH", std::env::join_paths(path).expect("PATH joins"))
         .env("PUBSUB_AUTH_HMAC_SECRET", WALKTHROUGH_SECRET);
-    let script = localize(&example.body, &server);
+    let script = localize(&example.body, server);
     let run_py = run(command, Some(("example.py", &script))).await;
     assert_output("security-python", &run_py);
-    server.shutdown().await;
+}
+
+/// The walkthrough's browser example, in Chromium as its prose says: the console at `/` with
+/// Bob's token (made by `pubsub token` as the prose shows) in its token field, the example run
+/// in the page.
+async fn browser_example(example: &Block, server: &TestServer) {
+    let token = Command::new(env!("CARGO_BIN_EXE_pubsub"))
+        .args(["token", "--sub", "bob", "--subscribe", "chat.*"])
+        .env("PUBSUB_AUTH_HMAC_SECRET", WALKTHROUGH_SECRET)
+        .output()
+        .expect("run pubsub token");
+    assert!(token.status.success(), "pubsub token: {token:?}");
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
+    let dir = scratch_dir();
+    let file = dir.join("example.js");
+    std::fs::write(&file, localize(&example.body, server)).expect("write the example");
+    let run = common::tools::node(
+        "readme_example.mjs",
+        &[
+            &format!("http://{}", server.addr),
+            &token,
+            &file.to_string_lossy(),
+        ],
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(run.success(), "{}", run.describe());
+    let report = run.json();
+    let printed: Vec<&str> = report["printed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_printed("browser", &(printed.join("\n") + "\n"), &run.describe());
 }
 
 // ---------------------------------------------------------------------------------------------
