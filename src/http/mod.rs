@@ -13,6 +13,7 @@ mod liveness;
 mod metrics;
 mod ops;
 mod rate_limit;
+mod read_ahead;
 mod topics;
 mod upgrade;
 mod writer;
