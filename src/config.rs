@@ -1,12 +1,17 @@
 //! Command-line flags, each with an environment-variable fallback.
 
+mod auth;
+
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
 use crate::broker::{Broker, BrokerConfig, RedisConfig, RedisTarget, SlowConsumerPolicy};
-use crate::http::{Limits, Liveness, PublishRate};
+use crate::http::{Limits, Liveness, Origin, Origins, PublishRate};
+use crate::server::{Edge, Tls};
+pub use auth::{AuthFlags, Secret};
 
 /// Room for the envelope around a message in a WebSocket frame or REST body.
 pub const ENVELOPE_BYTES: usize = 4096;
@@ -183,9 +188,36 @@ pub struct Config {
     #[arg(long, env = "PUBSUB_REDIS_TIMEOUT", default_value = "2", value_parser = positive_seconds)]
     pub redis_timeout: Duration,
 
+    // --- Authentication (tokens and rights) ---
+    #[command(flatten)]
+    pub auth: AuthFlags,
+
+    /// With tokens required: let anyone read /metrics (otherwise it needs an admin token).
+    #[arg(long, env = "PUBSUB_PUBLIC_METRICS",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub public_metrics: bool,
+    // --- end of authentication ---
     /// Log lines as human-readable text or as one JSON object per line.
     #[arg(long, env = "PUBSUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    // --- TLS and browser origins (see `server::tls` and `http::origin`) ---
+    /// PEM file with the server's certificate (and any intermediates after it): serve HTTPS
+    /// and WSS instead of HTTP and WS, HTTP/2 offered by ALPN. Needs --tls-key.
+    #[arg(long, env = "PUBSUB_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file with the private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "PUBSUB_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// A web origin (`https://app.example.com`) whose pages may use this server besides its
+    /// own; repeat the flag, or separate with commas. A WebSocket handshake or REST request
+    /// from any other page gets 403 forbidden_origin; one without `Origin` (not from a browser)
+    /// is served. Allowed origins get CORS answers.
+    #[arg(long = "allowed-origin", env = "PUBSUB_ALLOWED_ORIGINS", value_delimiter = ',',
+          value_parser = Origin::parse)]
+    pub allowed_origins: Vec<Origin>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -227,7 +259,7 @@ fn positive_f64(s: &str) -> Result<f64, String> {
 }
 
 /// Seconds, fractions allowed ("0.5").
-fn seconds(s: &str) -> Result<Duration, String> {
+pub(crate) fn seconds(s: &str) -> Result<Duration, String> {
     let n: f64 = s.parse().map_err(|e| format!("{e}"))?;
     Duration::try_from_secs_f64(n).map_err(|_| "must be a number of seconds, 0 or more".to_owned())
 }
@@ -327,6 +359,26 @@ impl Config {
             None => Ok(Broker::new(self.broker_config())),
             Some(redis) => Broker::with_redis(self.broker_config(), redis).await,
         }
+    }
+
+    /// Tokens and rights: required when a key is configured, else open.
+    pub fn auth(&self) -> Result<crate::auth::Auth, String> {
+        self.auth.auth(self.public_metrics)
+    }
+
+    /// TLS (the certificate and key read and checked now) and the allowed origins. Errors are
+    /// one line naming the flag.
+    pub fn edge(&self) -> Result<Edge, String> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(Tls::from_pem_files(cert, key, self.request_timeout)?),
+            (Some(_), None) => return Err("--tls-cert needs --tls-key (its private key)".into()),
+            (None, Some(_)) => return Err("--tls-key needs --tls-cert (its certificate)".into()),
+        };
+        Ok(Edge {
+            tls,
+            origins: Origins::new(self.allowed_origins.clone()),
+        })
     }
 
     pub fn limits(&self) -> Limits {

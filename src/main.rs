@@ -26,8 +26,27 @@ async fn serve() -> ExitCode {
         return ExitCode::from(2);
     }
     init_logging(config.log_format);
+    let auth = match config.auth() {
+        Ok(auth) => auth,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // rediss:// connections use rustls; one process-wide crypto provider (ring).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let edge = match config.edge() {
+        Ok(edge) => edge,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let scheme = if edge.tls.is_some() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
     // A panic anywhere (a connection's task, say) is contained by its task; log it like
     // everything else so it shows up in the structured logs.
     std::panic::set_hook(Box::new(|panic| tracing::error!(%panic, "panic")));
@@ -47,8 +66,10 @@ async fn serve() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let (http, ws) = scheme;
     tracing::info!(
-        "listening on http://{addr} (API docs at http://{addr}/docs, WebSocket at ws://{addr}/ws)"
+        "listening on {http}://{addr} (API docs at {http}://{addr}/docs, WebSocket at \
+         {ws}://{addr}/ws)"
     );
 
     let broker = match config.broker().await {
@@ -64,10 +85,19 @@ async fn serve() -> ExitCode {
         node = broker.node_id(),
         "engine ready"
     );
+    match auth.is_on() {
+        true => tracing::info!("tokens required on /ws and the REST API (see --auth-*)"),
+        false => tracing::warn!(
+            "no --auth-hmac-secret, --auth-hmac-secret-file or --auth-public-key: anyone who \
+             reaches this port may publish, subscribe and delete topics"
+        ),
+    }
     server::serve(
         listener,
         broker,
         config.limits(),
+        auth,
+        edge,
         server::shutdown_signal(),
         config.shutdown_timeout,
     )

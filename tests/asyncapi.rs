@@ -37,7 +37,7 @@ fn committed_document_matches_the_code() {
 #[test]
 fn document_describes_the_ws_channel() {
     let document = asyncapi();
-    assert_eq!(document["asyncapi"], "3.0.0");
+    assert_eq!(document["asyncapi"], "3.1.0");
     assert_eq!(document["channels"]["ws"]["address"], "/ws");
     assert_eq!(document["info"]["version"], env!("CARGO_PKG_VERSION"));
     let operations = document["operations"].as_object().expect("operations");
@@ -79,7 +79,7 @@ async fn the_asyncapi_parser_finds_no_error() {
     assert!(run.success(), "{}", run.describe());
     let report = run.json();
     assert_eq!(report["parsed"], true, "{report}");
-    assert_eq!(report["version"], "3.0.0");
+    assert_eq!(report["version"], "3.1.0");
     assert_eq!(report["errors"], 0, "{report}");
     assert_eq!(report["exampleErrors"], Value::Array(vec![]), "{report}");
     let messages = report["messages"].as_array().map_or(0, Vec::len);

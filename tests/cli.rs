@@ -321,9 +321,9 @@ async fn usage_and_connection_errors() {
             stderr(&out)
         );
     }
-    let out = fails("https://example.com", &["topics"], 1).await;
+    let out = fails("ftp://example.com", &["topics"], 1).await;
     assert!(
-        stderr(&out).contains("TLS is not supported"),
+        stderr(&out).contains("the scheme must be"),
         "{}",
         stderr(&out)
     );

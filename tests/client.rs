@@ -151,7 +151,7 @@ async fn errors_come_back_as_errors() {
         Err(Error::Connect(_))
     ));
     assert!(matches!(
-        Client::connect("https://example.com", Options::default()).await,
+        Client::connect("ftp://example.com", Options::default()).await,
         Err(Error::InvalidUrl(_))
     ));
     server.shutdown().await;

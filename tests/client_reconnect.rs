@@ -2,9 +2,10 @@
 //! server that cuts every connection, refuses new ones and listens again, or stalls them.
 //!
 //! The subscribers go through the proxy: the Rust client (`pubsub::client`), the command line
-//! (`pubsub sub`, the real binary as a child process) and, where node has a WebSocket, the
-//! JavaScript client (`clients/js/pubsub-client.mjs`, run by `tests/clients/js_subscriber.mjs`,
-//! which prints what `pubsub sub` prints). A publisher connects to the server directly. Whatever
+//! (`pubsub sub`, the real binary as a child process), the JavaScript client in Node
+//! (`clients/js/dist`, run by `tests/clients/js_subscriber.mjs`) and in Chromium through
+//! Playwright (the same build as the broker serves it, run by
+//! `tests/browser/js_subscriber_chromium.mjs`); both print what `pubsub sub` prints. A publisher connects to the server directly. Whatever
 //! the proxy does, each subscriber must show every seq exactly once, in order, while history
 //! covers the time it was away, and report the gap (an event; a JSON line, and for `pubsub sub`
 //! a line on stderr) when it does not.
@@ -64,6 +65,7 @@ fn collect(mut sub: Subscription) -> Arc<Mutex<Vec<Seen>>> {
                 }
                 Event::EpochChanged { .. } => Seen::EpochChanged,
                 Event::TopicDeleted => Seen::Deleted,
+                Event::Revoked => panic!("no tokens here: nothing to revoke"),
                 Event::Failed(e) => panic!("subscription failed: {e:?}"),
             };
             out.lock().expect("seen").push(item);
@@ -92,9 +94,9 @@ fn cli_seen(sub: &Sub, topic: &str) -> Vec<Seen> {
         .collect()
 }
 
-/// The subscribers that print JSON lines, by name: `pubsub sub`, and the JavaScript client when
-/// node can run it (otherwise the test says it leaves it out, or fails under
-/// `PUBSUB_REQUIRE_TOOLS=1`).
+/// The subscribers that print JSON lines, by name: `pubsub sub`, and the JavaScript client in
+/// Node and in Chromium where they can run (otherwise the test says it leaves one out, or fails
+/// under `PUBSUB_REQUIRE_TOOLS=1`).
 async fn line_subscribers(url: &str, topics: &[&str]) -> Vec<(&'static str, Sub)> {
     let mut args = topics.to_vec();
     args.extend(["--url", url]);
@@ -114,6 +116,23 @@ async fn line_subscribers(url: &str, topics: &[&str]) -> Vec<(&'static str, Sub)
             "node with a global WebSocket (Node.js 22, or 20 with --experimental-websocket) is \
              not installed: the JavaScript client is left out",
         ),
+    }
+    match tools::browser_missing() {
+        None => {
+            let mut node = Command::new("node");
+            node.current_dir(tools::browser_dir())
+                .env("CHROMIUM", tools::chromium())
+                .arg("js_subscriber_chromium.mjs")
+                .arg(url)
+                .args(topics);
+            subs.push((
+                "the JavaScript client in Chromium",
+                Sub::spawn(node, topics.len()).await,
+            ));
+        }
+        Some(reason) => tools::missing_tool(&format!(
+            "{reason}: the JavaScript client in Chromium is left out"
+        )),
     }
     subs
 }

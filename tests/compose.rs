@@ -1,6 +1,6 @@
 //! `compose.yaml`, checked without Docker (no Docker engine runs where it was written, so it is
 //! never started here): read with PyYAML, its services, commands, ports and health checks are
-//! compared with the README, the Dockerfile and the flags (`pubsub --help`, and the flag parser
+//! compared with docs/scale-out.md, the Dockerfile and the flags (`pubsub --help`, and the flag parser
 //! itself); and the nodes' health-check command runs against a live node (it must pass) and
 //! against a node whose Redis is gone (it must fail).
 
@@ -18,7 +18,7 @@ use common::tools::{missing_tool, python_with, run, succeeds};
 use common::{TestServer, WAIT};
 use pubsub::config::{Config, EngineKind};
 
-/// The host ports the README gives the two nodes.
+/// The host ports docs/scale-out.md gives the two nodes.
 const NODE_PORTS: [u16; 2] = [8001, 8002];
 
 fn repo(path: &str) -> PathBuf {
@@ -142,14 +142,14 @@ async fn compose_file_matches_the_readme_the_dockerfile_and_the_flags() {
     )
     .await;
     assert!(help.success(), "pubsub --help:\n{}", help.describe());
-    let readme = read("README.md");
+    let doc = "docs/scale-out.md";
+    let readme = read(doc);
     let compose_section = readme
-        .split("### Several nodes with Docker Compose")
+        .split("\n## Several nodes with Docker Compose\n")
         .nth(1)
-        .expect("README.md has the section 'Several nodes with Docker Compose'");
-    let compose_section = &compose_section[..compose_section
-        .find("\n## ")
-        .unwrap_or(compose_section.len())];
+        .unwrap_or_else(|| panic!("{doc} has the section 'Several nodes with Docker Compose'"));
+    let compose_section =
+        &compose_section[..compose_section.find("\n#").unwrap_or(compose_section.len())];
 
     let nodes = nodes(&compose);
     assert_eq!(nodes.len(), 2, "two nodes");
@@ -218,15 +218,15 @@ async fn compose_file_matches_the_readme_the_dockerfile_and_the_flags() {
         for key in ["interval", "timeout", "retries", "start_period"] {
             assert!(!check[key].is_null(), "{name}: health check without {key}");
         }
-        // The README says what the file runs.
+        // The page says what the file runs.
         let flags = command.join(" ");
         assert!(
             compose_section.contains(&format!("`{flags}`")),
-            "README.md's Compose section does not show {name}'s flags `{flags}`"
+            "{doc}'s Compose section does not show {name}'s flags `{flags}`"
         );
         assert!(
             compose_section.contains(&format!("http://localhost:{host}")),
-            "README.md's Compose section does not give {name}'s address http://localhost:{host}"
+            "{doc}'s Compose section does not give {name}'s address http://localhost:{host}"
         );
     }
     host_ports.sort_unstable();
@@ -242,7 +242,7 @@ async fn compose_file_matches_the_readme_the_dockerfile_and_the_flags() {
     ] {
         assert!(
             compose_section.contains(needle),
-            "README.md's Compose section does not mention {needle}"
+            "{doc}'s Compose section does not mention {needle}"
         );
     }
     for port in NODE_PORTS {

@@ -1,6 +1,7 @@
 //! A Python client generated from openapi/openapi.json by openapi-python-client, used for real:
-//! tests/clients/python_client_check.py drives every kind of REST call through it against a live
-//! server, while this test watches one of its publishes arrive over WebSocket. The generator comes
+//! tests/clients/python_client_check.py drives every kind of REST call through its
+//! `AuthenticatedClient` against a live server that requires tokens (and sees 401 without one,
+//! 403 with too few rights), while this test watches one of its publishes arrive over WebSocket. The generator comes
 //! from the machine's `python3`, or else from the test venv (see tests/common/tools.rs); where
 //! neither can be had, the test is reported skipped, or fails with PUBSUB_REQUIRE_TOOLS=1.
 
@@ -9,8 +10,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::TestServer;
 use common::tools::{Python, missing_tool, python_with, run};
+use common::{TestServer, auth};
 use serde_json::json;
 
 /// The modules the generator and the generated package need (httpx, attrs and dateutil come
@@ -44,9 +45,25 @@ async fn generated_python_client_drives_the_rest_api() {
         Err(reason) => return missing_tool(&reason),
     };
     let client_dir = generate_client(&python).await;
-    let server = TestServer::start().await;
-    server.create_topic("watched").await;
-    let mut subscriber = server.ws().await;
+    let server = TestServer::with_args(&["--auth-hmac-secret", auth::SECRET]).await;
+    let token = auth::hs256(&auth::all_rights());
+    let reader = auth::hs256(&auth::claims("reader", &[], &["*"], false));
+    let bearer = format!("Bearer {token}");
+    let as_admin = [("Authorization", bearer.as_str())];
+    let body = br#"{"name":"watched"}"#;
+    let created = server
+        .request(
+            "POST",
+            "/topics",
+            &[as_admin[0], ("Content-Type", "application/json")],
+            body,
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let mut subscriber =
+        common::WsClient::connect_with_token(server.ws_addr(), Some(&reader), false)
+            .await
+            .expect("the reader's token is accepted");
     subscriber.subscribe("watched").await;
 
     let mut command = python.python();
@@ -54,6 +71,8 @@ async fn generated_python_client_drives_the_rest_api() {
         .arg(manifest_dir().join("tests/clients/python_client_check.py"))
         .arg(format!("http://{}", server.addr))
         .arg("watched")
+        .arg(&token)
+        .arg(&reader)
         .env("PYTHONPATH", &client_dir);
     let checked = run(command, Duration::from_secs(120)).await;
     let _ = std::fs::remove_dir_all(&client_dir);
@@ -61,6 +80,14 @@ async fn generated_python_client_drives_the_rest_api() {
     let report = checked.json();
 
     // The script's own checks passed; these restate the essentials from the server's side.
+    assert_eq!(
+        report["without_token"],
+        json!({"status": 401, "code": "unauthorized"})
+    );
+    assert_eq!(
+        report["reader_lists"],
+        json!({"status": 403, "code": "forbidden"})
+    );
     assert_eq!(
         report["create_again"],
         json!({"status": 409, "code": "topic_exists"})
@@ -78,9 +105,11 @@ async fn generated_python_client_drives_the_rest_api() {
     assert_eq!(frame["action"], "message", "{frame}");
     assert_eq!(frame["message"], json!({"from": "python client"}));
     assert_eq!(frame["seq"], report["watched_seq"]);
-    let r = server.get("/topics/generated-client").await;
+    let r = server
+        .request("GET", "/topics/generated-client", &as_admin, b"")
+        .await;
     r.assert_error(404, "topic_not_found");
-    let stats = server.stats().await;
+    let stats = server.request("GET", "/stats", &as_admin, b"").await.json();
     assert_eq!(
         stats["topics"]["watched"]["messages_published"], 1,
         "{stats}"

@@ -34,7 +34,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use common::redis::{Proxy, ProxyMode, RedisCluster, RedisServer, redis_missing};
+use common::proxy::{Proxy, ProxyMode};
+use common::redis::{RedisCluster, RedisServer, redis_missing};
 use common::{TestServer, WsClient, http_request};
 
 const TOPICS: [&str; 4] = ["h0", "h1", "h2", "h3"];
@@ -863,7 +864,7 @@ async fn three_nodes_on_one_redis_under_faults_keep_the_history_promises() {
     let mut nodes = Vec::new();
     for _ in 0..nodes_count() {
         let proxy = Proxy::start(redis.addr()).await;
-        nodes.push(TestServer::with_args(&node_args("--redis-url", &proxy.url())).await);
+        nodes.push(TestServer::with_args(&node_args("--redis-url", &proxy.redis_url())).await);
         proxies.push(proxy);
     }
     let (faults, resumes) = schedule();
@@ -1090,7 +1091,7 @@ async fn a_timed_out_publish_does_not_say_nothing_was_done() {
     }
     let redis = RedisServer::start();
     let proxy = Proxy::start(redis.addr()).await;
-    let node = TestServer::with_args(&node_args("--redis-url", &proxy.url())).await;
+    let node = TestServer::with_args(&node_args("--redis-url", &proxy.redis_url())).await;
     node.create_topic("t").await;
     let mut ws = node.ws().await;
     proxy.set(ProxyMode::Stall);

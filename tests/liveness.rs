@@ -68,7 +68,7 @@ async fn a_client_that_keeps_reading_is_pinged_and_stays_connected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ping_goes_out_ahead_of_the_frames_already_queued() {
-    // The README: the server sends its ping "ahead of anything queued". Under `--slow-consumer
+    // docs/limits.md: the server sends its ping "ahead of anything queued". Under `--slow-consumer
     // drop` a live message that does not fit in the queue is dropped and counted, so a count
     // above zero shows the connection's queue is full: its writer is stuck on a batch the
     // client does not read, and more frames wait behind it. The ping that comes due then must
@@ -276,8 +276,8 @@ const FAST_TIMEOUT: [&str; 2] = ["--request-timeout", "0.5"];
 
 #[tokio::test]
 async fn stalled_request_headers_are_dropped() {
-    // Dropped, as the README says: the connection ends with no answer at all (not a 408, not a
-    // 400), once the request timeout has passed and not before.
+    // Dropped, as docs/configuration.md says of `--request-timeout`: the connection ends with no
+    // answer at all (not a 408, not a 400), once the request timeout has passed and not before.
     let server = TestServer::with_args(&FAST_TIMEOUT).await;
     let addr = server.addr;
     let timeout = Duration::from_secs_f64(FAST_TIMEOUT[1].parse().unwrap());

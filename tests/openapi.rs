@@ -169,7 +169,7 @@ fn every_error_response_is_documented_as_error_response() {
                 continue;
             }
             // /health answers 503 with its own body: a load balancer reads `status`.
-            let expected = if path == "/health" {
+            let expected = if path == "/health" && status == "503" {
                 "#/components/schemas/Health"
             } else {
                 "#/components/schemas/ErrorResponse"
@@ -195,26 +195,81 @@ fn every_error_the_issue_names_is_documented() {
     let statuses = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
     assert_eq!(
         documented("POST", "/topics"),
-        statuses(&["201", "400", "408", "409", "413", "415", "503", "507"])
+        statuses(&[
+            "201", "400", "401", "403", "408", "409", "413", "415", "503", "507"
+        ])
     );
     assert_eq!(
         documented("DELETE", "/topics/{name}"),
-        statuses(&["200", "400", "404", "503"])
+        statuses(&["200", "400", "401", "403", "404", "503"])
     );
     assert_eq!(
         documented("GET", "/topics/{name}"),
-        statuses(&["200", "400", "404", "503"])
+        statuses(&["200", "400", "401", "403", "404", "503"])
     );
     assert_eq!(
         documented("POST", "/topics/{name}/messages"),
         statuses(&[
-            "201", "400", "404", "408", "413", "415", "429", "503", "507"
+            "201", "400", "401", "403", "404", "408", "413", "415", "429", "503", "507"
         ])
     );
     assert_eq!(
         documented("GET", "/topics/{name}/messages"),
-        statuses(&["200", "400", "404", "503"])
+        statuses(&["200", "400", "401", "403", "404", "503"])
     );
+}
+
+/// The operations anyone may call when the server requires tokens.
+const OPEN: [&str; 2] = ["/health", "/api-doc/asyncapi.json"];
+
+#[test]
+fn every_operation_says_whether_it_needs_a_token_and_documents_the_refusals() {
+    let doc: Value = serde_json::from_str(&openapi_json()).expect("JSON");
+    let scheme = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(scheme["type"], "http", "{scheme}");
+    assert_eq!(scheme["scheme"], "bearer");
+    assert_eq!(scheme["bearerFormat"], "JWT");
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("operations") {
+            let security = &op["security"];
+            let responses = op["responses"].as_object().expect("responses");
+            if OPEN.contains(&path.as_str()) {
+                assert_eq!(security, &json!([{}]), "{method} {path} is marked open");
+                assert!(!responses.contains_key("401"), "{method} {path}");
+            } else {
+                assert_eq!(
+                    security,
+                    &json!([{"bearer": []}]),
+                    "{method} {path} needs a token"
+                );
+                for status in ["401", "403"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path} documents {status}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_operation_documents_the_forbidden_origin_refusal() {
+    for (method, path, op) in operations() {
+        let description = op
+            .responses
+            .responses
+            .get("403")
+            .and_then(|r| match r {
+                utoipa::openapi::RefOr::T(r) => Some(r.description.clone()),
+                utoipa::openapi::RefOr::Ref(_) => None,
+            })
+            .unwrap_or_default();
+        assert!(
+            description.contains("forbidden_origin"),
+            "{method} {path}: 403 forbidden_origin documented"
+        );
+    }
 }
 
 #[test]

@@ -1,17 +1,22 @@
-//! The README's examples, run as written against a live server.
+//! The examples of the README and the manual, run as written against a live server.
 //!
-//! Every fenced block is read from `README.md`; the only change made to a block before it runs
-//! is the server address: `localhost:8000` becomes the test server's `127.0.0.1:PORT`.
+//! Every fenced block is read from `README.md` and each `docs/*.md`; the only change made to a
+//! block before it runs is the server address: `localhost:8000` becomes the test server's
+//! `127.0.0.1:PORT`. A block whose first line is `# readme-example: KIND` (or `// ...`) must
+//! name a kind this test knows ([`MARKERS`]), in the language that kind runs.
 //!
-//! - ```` ```bash ```` blocks that start with `curl ` run in order against one fresh server, and
+//! - ```` ```bash ```` blocks that start with `curl ` run in order, one fresh server for each
+//!   file, and
 //!   the ```` ```http ```` block after each must match what came back: the status line, every
 //!   header it lists, and the JSON body (values included, except the ones that differ from run
 //!   to run: `epoch`, `published_at`, `uptime_seconds`). Together they must cover every
 //!   operation of the OpenAPI document.
+//! - The configuration table of `docs/configuration.md` has a row for every flag `pubsub --help`
+//!   shows, and no other.
 //! - ```` ```python ```` and ```` ```javascript ```` blocks whose first line is
 //!   `# readme-example: NAME` / `// readme-example: NAME` run with `python3` and `node`, each
 //!   against its own fresh server, and what they print must be, line for line, the
-//!   ```` ```text ```` block that follows each in the README (only `epoch` and `published_at`
+//!   ```` ```text ```` block that follows each in its file (only `epoch` and `published_at`
 //!   values may differ).
 //! - The generated-client example: the ```` ```bash ```` block's `openapi-python-client
 //!   generate` command runs as written (its `pip install` is what the test setup does), then
@@ -22,7 +27,7 @@
 //! - The ```` ```bash ```` block `# readme-example: cli` runs with `sh -e`, the `pubsub` binary
 //!   first on `PATH`, against a fresh server, and its stdout must be the ```` ```text ```` block
 //!   after it, line for line (epochs and timestamps aside).
-//! - The section "Run several nodes" runs on its own, in order, against what it starts itself:
+//! - The section "Run several nodes" of `docs/scale-out.md` (up to its next heading) runs on its own, in order, against what it starts itself:
 //!   its ```` ```bash ```` block of long-running commands starts, line by line, the
 //!   `redis-server` and the two nodes (the binary this test built in place of
 //!   `cargo run --release --`), each awaited until it serves; then its curl blocks and its
@@ -55,7 +60,7 @@ use pubsub::config::Config;
 use pubsub::http::ApiError;
 use pubsub::protocol::ErrorCode;
 
-/// The address the README's examples use.
+/// The address the examples use.
 const README_ADDR: &str = "localhost:8000";
 
 /// How long one example may run.
@@ -72,11 +77,13 @@ const VOLATILE_KEYS: &[&str] = &[
 ];
 
 // ---------------------------------------------------------------------------------------------
-// Reading the README
+// Reading the README and the manual
 
 /// One fenced block.
 #[derive(Debug, Clone)]
 struct Block {
+    /// The file it is in, relative to the repository (`README.md`, `docs/rest-api.md`).
+    file: String,
     /// The info string's first word (`bash`, `http`, `python`, ...).
     lang: String,
     body: String,
@@ -85,6 +92,11 @@ struct Block {
 }
 
 impl Block {
+    /// Where it is, for messages: `docs/clients.md line 12`.
+    fn at(&self) -> String {
+        format!("{} line {}", self.file, self.line)
+    }
+
     /// `NAME` from a first line `# readme-example: NAME` or `// readme-example: NAME`.
     fn example_name(&self) -> Option<&str> {
         let first = self.body.lines().next()?.trim();
@@ -96,14 +108,60 @@ impl Block {
     }
 }
 
-fn readme() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+/// The example kinds a marker may name, and the language of the block each runs.
+const MARKERS: &[(&str, &str)] = &[
+    ("python", "python"),
+    ("python-resume", "python"),
+    ("nodes", "python"),
+    ("javascript", "javascript"),
+    ("rust", "rust"),
+    ("cli", "bash"),
+    ("security", "bash"),
+    ("security-python", "python"),
+];
+
+/// The text of `file`, relative to the repository.
+fn read_doc(file: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
-/// The fenced blocks of `text`. A fence indented (inside a list item) indents its block's
-/// lines as much: that indentation is removed, as Markdown renders it.
-fn blocks(text: &str) -> Vec<Block> {
+fn readme() -> String {
+    read_doc("README.md")
+}
+
+/// The files whose examples run: `README.md`, then each `docs/*.md` by name.
+fn documents() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let mut docs: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".md"))
+        .map(|name| format!("docs/{name}"))
+        .collect();
+    docs.sort();
+    assert!(docs.len() >= 10, "docs/ holds the manual: {docs:?}");
+    std::iter::once("README.md".to_owned())
+        .chain(docs)
+        .collect()
+}
+
+/// The fenced blocks of every document, file after file.
+fn all_blocks() -> Vec<Block> {
+    documents()
+        .iter()
+        .flat_map(|file| blocks(file, &read_doc(file)))
+        .collect()
+}
+
+/// The block after `all[at]`, if it is in the same file.
+fn next_block(all: &[Block], at: usize) -> Option<&Block> {
+    all.get(at + 1).filter(|b| b.file == all[at].file)
+}
+
+/// The fenced blocks of `text`, the file `file`. A fence indented (inside a list item) indents
+/// its block's lines as much: that indentation is removed, as Markdown renders it.
+fn blocks(file: &str, text: &str) -> Vec<Block> {
     let mut out = Vec::new();
     let mut open: Option<(Block, usize)> = None;
     for (i, line) in text.lines().enumerate() {
@@ -113,6 +171,7 @@ fn blocks(text: &str) -> Vec<Block> {
                 if let Some(info) = trimmed.strip_prefix("```") {
                     let indent = line.len() - line.trim_start().len();
                     let block = Block {
+                        file: file.to_owned(),
                         lang: info.split_whitespace().next().unwrap_or("").to_owned(),
                         body: String::new(),
                         line: i + 1,
@@ -131,24 +190,25 @@ fn blocks(text: &str) -> Vec<Block> {
             }
         }
     }
-    assert!(open.is_none(), "README.md has an unclosed code fence");
+    assert!(open.is_none(), "{file} has an unclosed code fence");
     out
 }
 
 /// The blocks marked `readme-example: NAME` in language `lang`, as (name, block).
 fn examples(lang: &str) -> Vec<(String, Block)> {
-    blocks(&readme())
+    all_blocks()
         .into_iter()
         .filter(|b| b.lang == lang)
         .filter_map(|b| Some((b.example_name()?.to_owned(), b.clone())))
         .collect()
 }
 
-/// The heading of the section whose commands start Redis and several nodes.
-const NODES_SECTION: &str = "## Run several nodes";
+/// The file and the heading of the section whose commands start Redis and several nodes.
+const NODES_DOC: &str = "docs/scale-out.md";
+const NODES_SECTION: &str = "# Run several nodes";
 
-/// The 1-based lines of the section under `heading` (a `## ` heading), up to the next `## `
-/// heading outside a code fence.
+/// The 1-based lines of the section under `heading`, up to the next heading (of any level)
+/// outside a code fence.
 fn section_lines(text: &str, heading: &str) -> std::ops::Range<usize> {
     let mut start = None;
     let mut in_fence = false;
@@ -161,12 +221,19 @@ fn section_lines(text: &str, heading: &str) -> std::ops::Range<usize> {
         }
         match start {
             None if line.trim_end() == heading => start = Some(i + 1),
-            Some(start) if line.starts_with("## ") => return start..i + 1,
+            Some(start) if line.starts_with('#') => return start..i + 1,
             _ => {}
         }
     }
-    let start = start.unwrap_or_else(|| panic!("README.md has no section {heading:?}"));
+    let start = start.unwrap_or_else(|| panic!("{NODES_DOC} has no section {heading:?}"));
     start..text.lines().count() + 1
+}
+
+/// Whether `block` is in the several-nodes section, whose examples run against nodes of their
+/// own.
+fn in_nodes_section(block: &Block) -> bool {
+    block.file == NODES_DOC
+        && section_lines(&read_doc(NODES_DOC), NODES_SECTION).contains(&block.line)
 }
 
 /// The block with the server address replaced.
@@ -291,7 +358,7 @@ fn readme_opens_with_the_two_commands() {
     let text = readme();
     let opening: Vec<&str> = text.lines().take(8).collect();
     assert!(opening[0].starts_with("# "), "a title first: {opening:?}");
-    let first_block = &blocks(&text)[0];
+    let first_block = &blocks("README.md", &text)[0];
     assert!(
         first_block.line <= 5,
         "the commands come right under the title: {opening:?}"
@@ -310,9 +377,52 @@ fn readme_opens_with_the_two_commands() {
     assert!(first_block.body.contains("/docs"));
 }
 
+/// The long flags `pubsub --help` shows, as `--name` (but `--help` and `--version`).
+fn help_flags() -> Vec<String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_pubsub"))
+        .arg("--help")
+        .output()
+        .expect("run pubsub --help");
+    assert!(output.status.success(), "pubsub --help: {output:?}");
+    let help = String::from_utf8_lossy(&output.stdout);
+    let mut flags: Vec<String> = help
+        .lines()
+        .filter_map(|line| {
+            // `  -p, --port <PORT>` or `      --history-size <N>`: the option's own line (its
+            // description is indented further, and may mention other flags).
+            let indent = line.len() - line.trim_start().len();
+            if indent > 6 {
+                return None;
+            }
+            let line = line.trim_start();
+            let line = line.split_once(", ").map_or(line, |(short, rest)| {
+                if short.starts_with('-') && short.len() == 2 {
+                    rest
+                } else {
+                    line
+                }
+            });
+            let flag = line.strip_prefix("--")?.split([' ', '=']).next()?;
+            Some(format!("--{flag}"))
+        })
+        .filter(|f| f != "--help" && f != "--version")
+        .collect();
+    flags.dedup();
+    flags
+}
+
+/// The flags the configuration table has a row for, in its order.
+fn table_flags(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("| `--"))
+        .filter_map(|rest| Some(format!("--{}", rest.split('`').next()?)))
+        .collect()
+}
+
 #[test]
 fn configuration_table_lists_every_flag_and_variable() {
-    let text = readme();
+    let file = "docs/configuration.md";
+    let text = read_doc(file);
     let command = Config::command();
     let mut checked = 0;
     for arg in command.get_arguments() {
@@ -328,7 +438,7 @@ fn configuration_table_lists_every_flag_and_variable() {
         let row = format!("| `--{long}` | `{env}` |");
         assert!(
             text.contains(&row),
-            "README's configuration table lacks the row {row}"
+            "{file}'s configuration table lacks the row {row}"
         );
         let default: Vec<String> = arg
             .get_default_values()
@@ -341,7 +451,7 @@ fn configuration_table_lists_every_flag_and_variable() {
             let cell = format!("{row} `{default}` |");
             assert!(
                 text.contains(&cell),
-                "README gives --{long} a default other than {default}"
+                "{file} gives --{long} a default other than {default}"
             );
         }
         checked += 1;
@@ -351,8 +461,35 @@ fn configuration_table_lists_every_flag_and_variable() {
 }
 
 #[test]
+fn configuration_table_has_exactly_the_flags_of_pubsub_help() {
+    let file = "docs/configuration.md";
+    let mut documented = table_flags(&read_doc(file));
+    let mut shown = help_flags();
+    assert!(shown.len() >= 9, "pubsub --help shows only {shown:?}");
+    assert!(shown.contains(&"--port".to_owned()), "{shown:?}");
+    documented.sort();
+    shown.sort();
+    assert_eq!(
+        documented, shown,
+        "{file}'s configuration table (left) and pubsub --help (right) list different flags"
+    );
+}
+
+#[test]
+fn flag_lists_are_read_as_written() {
+    // The two readers above, on text of each kind: a documented flag that --help lacks would
+    // show up on the left.
+    assert_eq!(
+        table_flags("| flag |\n|---|\n| `--port` | `PUBSUB_PORT` | `8000` | x |\n| | `RUST_LOG` |"),
+        ["--port"]
+    );
+    assert_eq!(table_flags("| `--gone` | `PUBSUB_GONE` |"), ["--gone"]);
+}
+
+#[test]
 fn error_table_lists_every_code_with_its_status() {
-    let text = readme();
+    let (errors, closes) = ("docs/rest-api.md", "docs/websocket.md");
+    let text = read_doc(errors);
     let doc: Value =
         serde_json::from_str(&pubsub::http::docs::openapi_json()).expect("OpenAPI JSON");
     let codes = doc["components"]["schemas"]["ErrorCode"]["enum"]
@@ -366,9 +503,18 @@ fn error_table_lists_every_code_with_its_status() {
         let row = format!("| `{name}` | {status} |");
         assert!(
             text.contains(&row),
-            "README's error table lacks the row {row}"
+            "{errors}'s error table lacks the row {row}"
         );
     }
+    let text = read_doc(closes);
+    let token_expired = format!(
+        "| {} | `token expired` |",
+        pubsub::protocol::close::TOKEN_EXPIRED
+    );
+    assert!(
+        text.contains(&token_expired),
+        "{closes}'s close table lacks {token_expired}"
+    );
     for close in [
         Close::SLOW_CONSUMER,
         Close::PING_TIMEOUT,
@@ -378,12 +524,51 @@ fn error_table_lists_every_code_with_its_status() {
         let row = format!("| {} | `{}` |", close.code, close.reason);
         assert!(
             text.contains(&row),
-            "README's close table lacks the row {row}"
+            "{closes}'s close table lacks the row {row}"
         );
     }
     for code in ["| 1009 |", "| 1007 |"] {
-        assert!(text.contains(code), "README's close table lacks {code}");
+        assert!(text.contains(code), "{closes}'s close table lacks {code}");
     }
+}
+
+#[test]
+fn every_marker_names_a_known_kind() {
+    let all = all_blocks();
+    let mut seen = Vec::new();
+    for block in &all {
+        let Some(name) = block.example_name() else {
+            continue;
+        };
+        let Some((_, lang)) = MARKERS.iter().find(|(kind, _)| *kind == name) else {
+            panic!(
+                "{}: the marker names the unknown kind {name:?}; known: {:?}",
+                block.at(),
+                MARKERS.iter().map(|(kind, _)| kind).collect::<Vec<_>>()
+            );
+        };
+        assert_eq!(
+            block.lang,
+            *lang,
+            "{}: an example of kind {name:?} is a ```{lang} block",
+            block.at()
+        );
+        seen.push(name);
+    }
+    // Each kind runs once: a second block of one kind would not be run.
+    for (kind, _) in MARKERS {
+        let count = seen.iter().filter(|name| *name == kind).count();
+        assert_eq!(count, 1, "examples marked {kind:?}: {count}");
+    }
+}
+
+#[test]
+fn a_marker_is_read_from_the_first_line_only() {
+    let text = "```python\n# readme-example: pythn\nprint(1)\n```\n```bash\necho\n# readme-example: cli\n```\n";
+    let found = blocks("x.md", text);
+    assert_eq!(found[0].example_name(), Some("pythn"));
+    assert!(!MARKERS.iter().any(|(kind, _)| *kind == "pythn"));
+    assert_eq!(found[1].example_name(), None);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -504,11 +689,7 @@ fn path_matches(template: &str, path: &str) -> bool {
 /// [`VOLATILE_KEYS`]; of a text body, the lines shown).
 fn assert_answered_as_shown(example: &Block, expected: &Block, run: &Run) {
     let command = example.body.trim();
-    let context = format!(
-        "README.md line {}: {command}\n{}",
-        example.line,
-        run.describe()
-    );
+    let context = format!("{}: {command}\n{}", example.at(), run.describe());
     assert!(run.status.success(), "curl failed: {context}");
     let (want, got) = (parse_shown(&expected.body), parse_shown(&run.stdout));
     assert_eq!(got.status_line, want.status_line, "status: {context}");
@@ -522,25 +703,18 @@ fn assert_answered_as_shown(example: &Block, expected: &Block, run: &Run) {
         for line in want.body.lines().filter(|l| !l.is_empty() && *l != "...") {
             assert!(
                 got.body.lines().any(|g| g == line),
-                "README.md line {} shows the line {line:?}, not in the response: {context}",
-                expected.line
+                "{} shows the line {line:?}, not in the response: {context}",
+                expected.at()
             );
         }
         return;
     }
-    let want_body: Value = serde_json::from_str(&want.body).unwrap_or_else(|e| {
-        panic!(
-            "README.md line {}: shown body is not JSON ({e})",
-            expected.line
-        )
-    });
+    let want_body: Value = serde_json::from_str(&want.body)
+        .unwrap_or_else(|e| panic!("{}: shown body is not JSON ({e})", expected.at()));
     let got_body: Value = serde_json::from_str(&got.body)
         .unwrap_or_else(|e| panic!("response body is not JSON ({e}): {context}"));
     if let Err(diff) = json_matches(&want_body, &got_body, None, "body") {
-        panic!(
-            "README.md line {} shows another body: {diff}\n{context}",
-            expected.line
-        );
+        panic!("{} shows another body: {diff}\n{context}", expected.at());
     }
 }
 
@@ -549,25 +723,22 @@ async fn curl_examples_answer_as_shown() {
     if !succeeds("curl", &["--version"]) {
         return missing_tool("curl is not installed (apt-get install curl)");
     }
-    let text = readme();
-    let all = blocks(&text);
-    let nodes = section_lines(&text, NODES_SECTION);
+    let all = all_blocks();
     let mut pairs = Vec::new();
     for (i, block) in all.iter().enumerate() {
         // The several-nodes section's examples run against nodes of their own, below.
         if block.lang != "bash"
             || !block.body.trim_start().starts_with("curl ")
-            || nodes.contains(&block.line)
+            || in_nodes_section(block)
         {
             continue;
         }
-        let expected = all
-            .get(i + 1)
+        let expected = next_block(&all, i)
             .filter(|b| b.lang == "http")
             .unwrap_or_else(|| {
                 panic!(
-                    "the curl example at README.md line {} has no ```http block after it",
-                    block.line
+                    "the curl example at {} has no ```http block after it",
+                    block.at()
                 )
             });
         pairs.push((block, expected));
@@ -577,23 +748,46 @@ async fn curl_examples_answer_as_shown() {
         "only {} curl examples found",
         pairs.len()
     );
+    for file in ["README.md", "docs/rest-api.md"] {
+        assert!(
+            pairs.iter().any(|(b, _)| b.file == file),
+            "{file} has no curl example"
+        );
+    }
 
-    let server = TestServer::start().await;
+    // Each file's examples in order, against a fresh server of their own: each file reads
+    // from the top, whatever the others did.
     let mut covered = Vec::new();
+    let mut server: Option<(String, TestServer)> = None;
     for (example, expected) in pairs {
+        if server
+            .as_ref()
+            .is_none_or(|(file, _)| *file != example.file)
+        {
+            if let Some((_, old)) = server.take() {
+                old.shutdown().await;
+            }
+            server = Some((example.file.clone(), TestServer::start().await));
+        }
+        let Some((_, server)) = server.as_ref() else {
+            unreachable!("a server was started above")
+        };
         let command = example.body.trim();
         assert_eq!(
             command.lines().count(),
             1,
-            "one curl command per block: {command}"
+            "{}: one curl command per block: {command}",
+            example.at()
         );
         covered.push(curl_operation(command));
         let mut sh = Command::new("sh");
-        sh.args(["-c", &localize(command, &server)]);
+        sh.args(["-c", &localize(command, server)]);
         let run = run(sh, None).await;
         assert_answered_as_shown(example, expected, &run);
     }
-    server.shutdown().await;
+    if let Some((_, server)) = server {
+        server.shutdown().await;
+    }
 
     // Together the examples show every documented operation, except those that serve a whole
     // document (tag `documents`): tests/openapi.rs and tests/asyncapi.rs compare those exactly.
@@ -612,7 +806,7 @@ async fn curl_examples_answer_as_shown() {
                 covered
                     .iter()
                     .any(|(m, p)| *m == method && path_matches(template, p)),
-                "no curl example in README.md for {method} {template}"
+                "no curl example in README.md or docs/ for {method} {template}"
             );
         }
     }
@@ -638,17 +832,19 @@ fn expected_output(name: &str) -> &'static [&'static [&'static str]] {
             &["node 2:", "'action': 'message'", "'message': {'id': 1}"],
             &["node 1:", "'action': 'published'", "'seq': 1"],
         ],
+        "security-python" => &[
+            &["without a token: 401"],
+            &[r#""action":"subscribed""#, r#""topic":"chat.general""#],
+            &[r#""action":"message""#, r#""message":"hi""#],
+            &[r#""code":"forbidden""#, "'news'"],
+        ],
         "javascript" => &[
-            &[
-                "received",
-                r#""action":"message""#,
-                r#""Hello from JavaScript""#,
-            ],
-            &["received", r#""action":"published""#],
-            &["closed"],
+            &["subscribed", r#""lastSeq":0"#],
+            &["#1", r#""Hello from JavaScript""#],
+            &["published seq 1"],
         ],
         other => {
-            panic!("README example '{other}' has no expected output in tests/readme_examples.rs")
+            panic!("example '{other}' has no expected output in tests/readme_examples.rs")
         }
     }
 }
@@ -682,16 +878,19 @@ fn normalize_printed(line: &str) -> String {
 /// The ```` ```text ```` block that shows what the example `name` prints: the block right
 /// after it.
 fn printed_output(name: &str) -> Block {
-    let all = blocks(&readme());
+    let all = all_blocks();
     let at = all
         .iter()
         .position(|b| b.example_name() == Some(name))
-        .unwrap_or_else(|| panic!("README.md has no example '{name}'"));
-    all.get(at + 1)
+        .unwrap_or_else(|| panic!("README.md and docs/ have no example '{name}'"));
+    next_block(&all, at)
         .filter(|b| b.lang == "text")
         .cloned()
         .unwrap_or_else(|| {
-            panic!("README example '{name}' is not followed by a ```text block of its output")
+            panic!(
+                "{}: example '{name}' is not followed by a ```text block of its output",
+                all[at].at()
+            )
         })
 }
 
@@ -701,17 +900,18 @@ fn assert_printed_as_shown(what: &str, shown: &Block, printed: &str) {
     let want: Vec<String> = shown.body.lines().map(normalize_printed).collect();
     let got: Vec<String> = printed.lines().map(normalize_printed).collect();
     assert_eq!(
-        got, want,
-        "{what} printed something else than README.md shows at line {} \
-         (left: printed, right: README; {VOLATILE_PRINTED:?} values aside)",
-        shown.line
+        got,
+        want,
+        "{what} printed something else than {} shows \
+         (left: printed, right: shown; {VOLATILE_PRINTED:?} values aside)",
+        shown.at()
     );
 }
 
 fn assert_output(name: &str, run: &Run) {
     assert!(
         run.status.success(),
-        "README example '{name}' failed:\n{}",
+        "example '{name}' failed:\n{}",
         run.describe()
     );
     for needles in expected_output(name) {
@@ -719,12 +919,12 @@ fn assert_output(name: &str, run: &Run) {
             run.stdout
                 .lines()
                 .any(|l| needles.iter().all(|n| l.contains(n))),
-            "README example '{name}': no output line contains all of {needles:?}\n{}",
+            "example '{name}': no output line contains all of {needles:?}\n{}",
             run.describe()
         );
     }
     assert_printed_as_shown(
-        &format!("README example '{name}'"),
+        &format!("example '{name}'"),
         &printed_output(name),
         &run.stdout,
     );
@@ -751,17 +951,16 @@ fn printed_outputs_are_compared_modulo_volatile_values_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_examples_work_as_written() {
-    let text = readme();
-    let nodes = section_lines(&text, NODES_SECTION);
     // The several-nodes example runs against nodes of its own, below.
+    // The security example runs against a server that requires tokens, below.
     let examples: Vec<(String, Block)> = examples("python")
         .into_iter()
-        .filter(|(_, b)| !nodes.contains(&b.line))
+        .filter(|(n, b)| !in_nodes_section(b) && n != "security-python")
         .collect();
     assert!(
         examples.iter().any(|(n, _)| n == "python")
             && examples.iter().any(|(n, _)| n == "python-resume"),
-        "README.md lacks the marked Python examples: {:?}",
+        "README.md and docs/ lack the marked Python examples: {:?}",
         examples.iter().map(|(n, _)| n).collect::<Vec<_>>()
     );
     let python = match python_with(&["websockets"]) {
@@ -783,7 +982,7 @@ async fn javascript_example_works_as_written() {
     let examples = examples("javascript");
     assert!(
         examples.iter().any(|(n, _)| n == "javascript"),
-        "README.md lacks the marked JavaScript example"
+        "README.md and docs/ lack the marked JavaScript example"
     );
     if !succeeds("node", &["--version"]) {
         return missing_tool("node is not installed");
@@ -796,9 +995,18 @@ async fn javascript_example_works_as_written() {
     for (name, block) in examples {
         let server = TestServer::start().await;
         let script = localize(&block.body, &server);
+        // As a project that installed the package: `@pubsub/client` in its node_modules (a
+        // link to clients/js, as `npm install PATH/TO/clients/js` makes), the example an ES
+        // module.
+        let dir = scratch_dir();
+        let scope = dir.join("node_modules/@pubsub");
+        std::fs::create_dir_all(&scope).expect("node_modules/@pubsub");
+        std::os::unix::fs::symlink(common::tools::js_client_dir(), scope.join("client"))
+            .expect("link the package");
         let mut node = Command::new("node");
         node.args(&flags);
-        let run = run(node, Some(("example.js", &script))).await;
+        let run = run_in(&dir, node, Some(("example.mjs", &script))).await;
+        let _ = std::fs::remove_dir_all(&dir);
         assert_output(&name, &run);
         server.shutdown().await;
     }
@@ -811,23 +1019,25 @@ async fn javascript_example_works_as_written() {
 /// client, the ```` ```python ```` block that uses it, and the ```` ```text ```` block of what
 /// that prints.
 fn generated_client_blocks() -> (Block, Block, Block) {
-    let all = blocks(&readme());
+    let all = all_blocks();
     let at = all
         .iter()
         .position(|b| b.lang == "bash" && b.body.contains("openapi-python-client generate"))
-        .expect("README.md shows how to generate the Python client");
+        .expect("README.md or docs/ shows how to generate the Python client");
     match &all[at..] {
         [generate, usage, printed, ..]
-            if usage.lang == "python"
+            if usage.file == generate.file
+                && printed.file == generate.file
+                && usage.lang == "python"
                 && usage.body.contains("from pubsub_client import")
                 && printed.lang == "text" =>
         {
             (generate.clone(), usage.clone(), printed.clone())
         }
         _ => panic!(
-            "README.md line {}: the generate command is not followed by the ```python block \
+            "{}: the generate command is not followed by the ```python block \
              that uses the client and the ```text block of what it prints",
-            all[at].line
+            all[at].at()
         ),
     }
 }
@@ -857,14 +1067,14 @@ async fn generated_client_example_works_as_written() {
         let run = run_in(&dir, sh, None).await;
         assert!(
             run.status.success(),
-            "README.md line {}: {command}\n{}",
-            generate.line,
+            "{}: {command}\n{}",
+            generate.at(),
             run.describe()
         );
     }
     assert!(
         dir.join("pubsub_client/__init__.py").is_file(),
-        "the README's command generated the package pubsub_client"
+        "the example's command generated the package pubsub_client"
     );
     let server = TestServer::start().await;
     let script = localize(&usage.body, &server);
@@ -877,8 +1087,8 @@ async fn generated_client_example_works_as_written() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
         run.status.success(),
-        "README.md line {}: the generated-client example failed\n{}",
-        usage.line,
+        "{}: the generated-client example failed\n{}",
+        usage.at(),
         run.describe()
     );
     assert_printed_as_shown("the generated-client example", &printed, &run.stdout);
@@ -889,7 +1099,7 @@ async fn generated_client_example_works_as_written() {
 
 // Rust and the command line
 
-/// `examples/client.rs`, which README.md shows as its Rust example.
+/// `examples/client.rs`, which docs/clients.md shows as its Rust example.
 #[path = "../examples/client.rs"]
 #[allow(dead_code)] // its `main` is for `cargo run --example client`
 mod rust_example;
@@ -898,14 +1108,14 @@ mod rust_example;
 async fn rust_example_is_examples_client_rs_and_runs() {
     let examples = examples("rust");
     let [(name, block)] = examples.as_slice() else {
-        panic!("README.md should have one marked Rust example: {examples:?}");
+        panic!("README.md and docs/ should have one marked Rust example: {examples:?}");
     };
     assert_eq!(name, "rust");
     assert_eq!(
         block.body,
         include_str!("../examples/client.rs"),
-        "README.md line {}: the Rust example must be examples/client.rs, word for word",
-        block.line
+        "{}: the Rust example must be examples/client.rs, word for word",
+        block.at()
     );
     let server = TestServer::start().await;
     let url = format!("http://{}", server.addr);
@@ -951,17 +1161,20 @@ fn mask(line: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_line_example_prints_as_shown() {
-    let all = blocks(&readme());
+    let all = all_blocks();
     let at = all
         .iter()
         .position(|b| b.lang == "bash" && b.example_name() == Some("cli"))
-        .expect("README.md has a bash block marked readme-example: cli");
-    let (example, shown) = (&all[at], &all[at + 1]);
-    assert_eq!(
-        shown.lang, "text",
-        "README.md line {}: the command-line example is followed by its output",
-        example.line
-    );
+        .expect("README.md or docs/ has a bash block marked readme-example: cli");
+    let example = &all[at];
+    let shown = next_block(&all, at)
+        .filter(|b| b.lang == "text")
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: the command-line example is followed by its output",
+                example.at()
+            )
+        });
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_pubsub"))
         .parent()
         .expect("the binary's directory");
@@ -985,10 +1198,83 @@ async fn command_line_example_prints_as_shown() {
     assert_eq!(
         got,
         want,
-        "README.md line {}: the command-line example prints something else\n{}",
-        shown.line,
+        "{}: the command-line example prints something else\n{}",
+        shown.at(),
         run.describe()
     );
+    server.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Security
+
+/// The secret the security walkthrough's server verifies with, exported to the example as it
+/// tells the reader to.
+const WALKTHROUGH_SECRET: &str = "readme-walkthrough-secret-0123456789abcdef";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_walkthrough_runs_as_written() {
+    let all = all_blocks();
+    let find = |name: &str| {
+        let at = all
+            .iter()
+            .position(|b| b.example_name() == Some(name))
+            .unwrap_or_else(|| panic!("docs/ has no example marked readme-example: {name}"));
+        (&all[at], printed_output(name))
+    };
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_pubsub"))
+        .parent()
+        .expect("the binary's directory");
+    let server = TestServer::with_args(&["--auth-hmac-secret", WALKTHROUGH_SECRET]).await;
+
+    // The shell walkthrough: pubsub token, curl and the command line.
+    let (example, shown) = find("security");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut sh = Command::new("sh");
+    sh.arg("-e")
+        .env("PATH", &path)
+        .env("PUBSUB_AUTH_HMAC_SECRET", WALKTHROUGH_SECRET);
+    let run_sh = run(sh, Some(("example.sh", &localize(&example.body, &server)))).await;
+    assert!(
+        run_sh.status.success(),
+        "the security walkthrough failed:\n{}",
+        run_sh.describe()
+    );
+    let got: Vec<String> = run_sh.stdout.lines().map(mask).collect();
+    let want: Vec<String> = shown.body.lines().map(mask).collect();
+    assert_eq!(
+        got,
+        want,
+        "{}: the walkthrough prints something else\n{}",
+        shown.at(),
+        run_sh.describe()
+    );
+
+    // The Python example, on the same server (it reads what the walkthrough published).
+    let python = match python_with(&["websockets"]) {
+        Ok(python) => python,
+        Err(reason) => return missing_tool(&reason),
+    };
+    let (example, _) = find("security-python");
+    let mut command = python.command("python3");
+    let mut path = vec![bin_dir.to_owned()];
+    path.extend(std::env::split_paths(
+        &command
+            .get_envs()
+            .find(|(k, _)| *k == "PATH")
+            .and_then(|(_, v)| v.map(|v| v.to_owned()))
+            .unwrap_or_default(),
+    ));
+    command
+        .env("PATH", std::env::join_paths(path).expect("PATH joins"))
+        .env("PUBSUB_AUTH_HMAC_SECRET", WALKTHROUGH_SECRET);
+    let script = localize(&example.body, &server);
+    let run_py = run(command, Some(("example.py", &script))).await;
+    assert_output("security-python", &run_py);
     server.shutdown().await;
 }
 
@@ -1005,7 +1291,7 @@ const README_RUN: &str = "cargo run --release --";
 /// `body` with the section's ports replaced by `ports` (in the order of [`README_NODE_PORTS`];
 /// `localhost` becomes `127.0.0.1`, as in the other examples) and [`README_RUN`] by the test's
 /// binary. Fails where a README port appears in a form this does not replace.
-fn localize_nodes(body: &str, line: usize, ports: &[u16; 3]) -> String {
+fn localize_nodes(body: &str, at: &str, ports: &[u16; 3]) -> String {
     let mut out = body.replace(README_RUN, env!("CARGO_BIN_EXE_pubsub"));
     for (readme, free) in README_NODE_PORTS.iter().zip(ports) {
         let forms = [
@@ -1020,7 +1306,7 @@ fn localize_nodes(body: &str, line: usize, ports: &[u16; 3]) -> String {
         assert_eq!(
             body.matches(&readme.to_string()).count(),
             replaced,
-            "README.md line {line}: port {readme} appears in a form the test does not replace:\n{body}"
+            "{at}: port {readme} appears in a form the test does not replace:\n{body}"
         );
         for (from, to) in &forms {
             out = out.replace(from.as_str(), to);
@@ -1049,14 +1335,14 @@ impl Drop for Started {
 /// Starts `command`, a localized line of the section, as `sh -c 'exec COMMAND'` in `dir`
 /// (without the test's `PUBSUB_*` variables, its output in a file there), and waits until it
 /// serves on its `--port`: a node until `/health` answers 200, Redis until it accepts.
-async fn start_and_wait(started: &mut Started, command: &str, line: usize) {
+async fn start_and_wait(started: &mut Started, command: &str, at: &str) {
     let dir = started.dir.clone();
     let port: u16 = command
         .split("--port ")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("README.md line {line}: no --port in `{command}`"));
+        .unwrap_or_else(|| panic!("{at}: no --port in `{command}`"));
     let log = dir.join(format!("process-{}.log", started.processes.len()));
     let out = File::create(&log).expect("log file");
     let err = out.try_clone().expect("log file");
@@ -1088,7 +1374,7 @@ async fn start_and_wait(started: &mut Started, command: &str, line: usize) {
             && let Ok(Some(status)) = child.try_wait()
         {
             panic!(
-                "README.md line {line}: `{command}` exited ({status}) before serving:\n{}",
+                "{at}: `{command}` exited ({status}) before serving:\n{}",
                 read_log()
             );
         }
@@ -1097,7 +1383,7 @@ async fn start_and_wait(started: &mut Started, command: &str, line: usize) {
         }
         assert!(
             Instant::now() < deadline,
-            "README.md line {line}: `{command}` did not serve on port {port} within 30 s:\n{}",
+            "{at}: `{command}` did not serve on port {port} within 30 s:\n{}",
             read_log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1132,15 +1418,13 @@ async fn serves(port: u16, node: bool) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_nodes_section_runs_as_written() {
-    let text = readme();
-    let lines = section_lines(&text, NODES_SECTION);
-    let section: Vec<Block> = blocks(&text)
+    let section: Vec<Block> = blocks(NODES_DOC, &read_doc(NODES_DOC))
         .into_iter()
-        .filter(|b| lines.contains(&b.line))
+        .filter(in_nodes_section)
         .collect();
     assert!(
         section.len() >= 4,
-        "the section {NODES_SECTION:?} shows its commands"
+        "the section {NODES_SECTION:?} of {NODES_DOC} shows its commands"
     );
     if redis_missing() {
         return;
@@ -1166,7 +1450,7 @@ async fn several_nodes_section_runs_as_written() {
     let mut clients = String::new();
     let mut at = 0;
     while let Some(block) = section.get(at) {
-        let body = localize_nodes(&block.body, block.line, &ports);
+        let body = localize_nodes(&block.body, &block.at(), &ports);
         let starts_with_curl = block.body.trim_start().starts_with("curl ");
         match block.lang.as_str() {
             "bash" if starts_with_curl => {
@@ -1175,8 +1459,8 @@ async fn several_nodes_section_runs_as_written() {
                     .filter(|b| b.lang == "http")
                     .unwrap_or_else(|| {
                         panic!(
-                            "the curl example at README.md line {} has no ```http block after it",
-                            block.line
+                            "the curl example at {} has no ```http block after it",
+                            block.at()
                         )
                     });
                 let command = body.trim();
@@ -1192,14 +1476,14 @@ async fn several_nodes_section_runs_as_written() {
                 // One long-running command a line: Redis, then the nodes.
                 for readme_line in block.body.lines().map(str::trim).filter(|l| !l.is_empty()) {
                     servers.push(readme_line);
-                    let command = localize_nodes(readme_line, block.line, &ports);
+                    let command = localize_nodes(readme_line, &block.at(), &ports);
                     let command = match std::env::var("PUBSUB_REDIS_SERVER") {
                         Ok(server) if command.starts_with("redis-server ") => {
                             command.replacen("redis-server", &server, 1)
                         }
                         _ => command,
                     };
-                    start_and_wait(&mut started, &command, block.line).await;
+                    start_and_wait(&mut started, &command, &block.at()).await;
                 }
                 at += 1;
             }
@@ -1212,9 +1496,9 @@ async fn several_nodes_section_runs_as_written() {
                 at += 2;
             }
             other => panic!(
-                "README.md line {}: the section {NODES_SECTION:?} has a ```{other} block that \
+                "{}: the section {NODES_SECTION:?} has a ```{other} block that \
                  the test does not run",
-                block.line
+                block.at()
             ),
         }
     }

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use common::child::ChildServer;
-use common::redis::{Proxy, ProxyMode, RedisServer, redis_missing};
+use common::proxy::{Proxy, ProxyMode};
+use common::redis::{RedisServer, redis_missing};
 use common::{TestServer, WAIT, WsClient};
 
 /// A node whose Redis connections go through `proxy`, with a 1 s Redis timeout.
@@ -19,7 +20,7 @@ async fn node_behind(proxy: &Proxy) -> TestServer {
         "--engine",
         "redis",
         "--redis-url",
-        &proxy.url(),
+        &proxy.redis_url(),
         "--redis-timeout",
         "1",
     ])
@@ -184,7 +185,7 @@ async fn an_outage_longer_than_history_is_announced_not_hidden() {
             "1".into(),
         ]
     };
-    let faulty_args = args(&proxy.url());
+    let faulty_args = args(&proxy.redis_url());
     let faulty_args: Vec<&str> = faulty_args.iter().map(String::as_str).collect();
     let faulty = TestServer::with_args(&faulty_args).await;
     let healthy_args = args(&redis.url());

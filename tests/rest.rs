@@ -335,7 +335,7 @@ async fn create_accepts_json_content_type_with_parameters_and_any_case() {
 
 #[tokio::test]
 async fn json_bodies_may_come_as_any_application_plus_json_type() {
-    // The README: a Content-Type other than application/json (or application/*+json) is 415.
+    // docs/rest-api.md: a Content-Type other than application/json (or application/*+json) is 415.
     let server = TestServer::start().await;
     server.create_topic("news").await;
     let accepted = [
@@ -1249,6 +1249,8 @@ async fn stats_of_a_fresh_server_has_every_field() {
             "connections",
             "http_connections",
             "http_connections_refused",
+            "tls",
+            "tls_handshakes_failed",
             "subscriptions",
             "node_id",
             "engine",
@@ -1270,6 +1272,7 @@ async fn stats_of_a_fresh_server_has_every_field() {
         ("memory", 1)
     };
     assert_eq!(stats["engine"], engine);
+    assert_eq!(stats["tls"], false, "plain HTTP unless --tls-cert is given");
     let nodes = stats["nodes"].as_array().expect("nodes");
     assert_eq!(
         nodes.len(),
@@ -1285,6 +1288,7 @@ async fn stats_of_a_fresh_server_has_every_field() {
     for counter in [
         "connections",
         "http_connections_refused",
+        "tls_handshakes_failed",
         "subscriptions",
         "messages_published",
         "messages_delivered",

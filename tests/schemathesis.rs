@@ -1,7 +1,9 @@
 //! schemathesis against the live server's own `/api-doc/openapi.json`, every check on: no server
 //! error, no response that breaks the documented schema, status codes, content types and headers
 //! as documented, valid requests accepted and invalid ones rejected, and the stateful links
-//! (create, then read and delete what was created).
+//! (create, then read and delete what was created). The server requires tokens and schemathesis
+//! sends one with every right, so its authentication checks see the documented 401 without a
+//! token and with a bad one.
 //!
 //! The tool comes from `PUBSUB_SCHEMATHESIS` (the path of its `schemathesis` executable), else
 //! `/opt/schemathesis-venv/bin/schemathesis` (where `.ci/run` installs it), else `schemathesis` on
@@ -28,7 +30,11 @@ fn schemathesis_finds_no_failure_with_every_check() {
         Err(reason) => return missing_tool(&reason),
     };
     eprintln!("{}: {version}", program.display());
-    let server = ChildServer::start(&[]);
+    let server = ChildServer::start(&["--auth-hmac-secret", common::auth::SECRET]);
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        common::auth::hs256(&common::auth::all_rights())
+    );
     let url = format!("http://{}/api-doc/openapi.json", server.addr);
     let examples = std::env::var("PUBSUB_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "50".into());
     // Its working files (none expected with the database off) stay out of the source tree.
@@ -42,6 +48,8 @@ fn schemathesis_finds_no_failure_with_every_check() {
             "--no-color",
             "--request-timeout",
             "30",
+            "--header",
+            &bearer,
         ])
         .arg(&url)
         .current_dir(&workdir)

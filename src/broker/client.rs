@@ -82,6 +82,11 @@ impl Client {
         Ok(())
     }
 
+    /// The topics this client is subscribed to.
+    pub fn subscribed_topics(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.topics.keys()
+    }
+
     /// Removes every subscription at once (the connection is going away).
     pub fn unsubscribe_all(&mut self) {
         for topic in self.topics.drain() {
@@ -157,6 +162,10 @@ impl Subscriptions {
             self.0.reserve_exact(1);
         }
         self.0.push((Arc::from(name), subscription));
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.0.iter().map(|(n, _)| n)
     }
 
     fn remove(&mut self, name: &str) -> Option<Arc<dyn Subscription>> {

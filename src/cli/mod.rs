@@ -5,6 +5,7 @@
 //! pubsub pub TOPIC [JSON]                 (without JSON: one message per line of stdin)
 //! pubsub topics [list | create NAME | show NAME | delete NAME]
 //! pubsub history TOPIC [--since SEQ] [--limit N]
+//! pubsub token --sub NAME [--publish PATTERN]... [--subscribe PATTERN]... [--admin] [--ttl 1h]
 //! ```
 //!
 //! Each takes `--url` (`PUBSUB_URL`, default `http://127.0.0.1:8000`), `--token`
@@ -16,6 +17,7 @@ mod output;
 mod publish;
 mod rest;
 mod sub;
+mod token;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -33,13 +35,17 @@ pub const COMMANDS: [&str; 4] = ["sub", "pub", "topics", "history"];
 
 /// A line for the server's `--help`, pointing at the client commands.
 pub const SERVER_HELP_NOTE: &str = "Client commands: pubsub sub | pub | topics | history \
-                                    (`pubsub sub --help` and so on).";
+                                    (`pubsub sub --help` and so on); `pubsub token` prints a \
+                                    token signed with --auth-hmac-secret.";
 
 /// Runs the client command the process's first argument names, and returns its exit code; None
 /// when the first argument is not a command (then the arguments are the server's).
 pub fn run_if_command() -> Option<ExitCode> {
     let args: Vec<OsString> = std::env::args_os().collect();
     let first = args.get(1)?.to_str()?;
+    if first == "token" {
+        return Some(token::run(args));
+    }
     COMMANDS.contains(&first).then(|| run(args))
 }
 

@@ -43,6 +43,9 @@ enum Line<'a> {
     TopicDeleted {
         topic: &'a str,
     },
+    Revoked {
+        topic: &'a str,
+    },
     Failed {
         topic: &'a str,
         error: &'a ErrorBody,
@@ -188,6 +191,12 @@ fn print_event(topic: &str, event: &Event, out: Printer) -> Result<(), Failure> 
         Event::TopicDeleted => {
             notice(format_args!("{topic}: the topic was deleted"));
             out.json_only(&Line::TopicDeleted { topic })
+        }
+        Event::Revoked => {
+            notice(format_args!(
+                "{topic}: the token no longer allows this subscription"
+            ));
+            out.json_only(&Line::Revoked { topic })
         }
         Event::Failed(error) => {
             notice(format_args!(

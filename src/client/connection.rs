@@ -33,7 +33,8 @@ const TICK: Duration = Duration::from_millis(20);
 /// How long closing may wait to send the close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
-/// Opens one connection: TCP, then the WebSocket handshake with the bearer token, if any.
+/// Opens one connection: TCP, TLS for `wss://`, then the WebSocket handshake with the bearer
+/// token, if any.
 pub(super) async fn connect(endpoint: &Endpoint, options: &Options) -> Result<Ws, Error> {
     let url = endpoint.ws_url();
     let mut request = url
@@ -49,7 +50,15 @@ pub(super) async fn connect(endpoint: &Endpoint, options: &Options) -> Result<Ws
     let config = WebSocketConfig::default()
         .max_message_size(Some(options.max_frame_bytes))
         .max_frame_size(Some(options.max_frame_bytes));
-    let handshake = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+    let connector = match endpoint.tls {
+        true => Some(tokio_tungstenite::Connector::Rustls(match &options.tls {
+            Some(tls) => tls.clone(),
+            None => super::tls::system()?,
+        })),
+        false => Some(tokio_tungstenite::Connector::Plain),
+    };
+    let handshake =
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector);
     match tokio::time::timeout(options.connect_timeout, handshake).await {
         Ok(Ok((ws, _response))) => Ok(ws),
         Ok(Err(e)) => Err(Error::Connect(format!("{url}: {}", describe(e)))),
@@ -372,6 +381,17 @@ impl Driver {
                 });
                 self.out.push(wire::ping(request_id));
             }
+            Command::Refresh { token, reply } => {
+                // Reconnects use the new token from now on, whether or not it is accepted
+                // here: the old one is about to expire anyway.
+                self.options.token = Some(token.clone());
+                if !connected {
+                    self.held.push_back(Command::Refresh { token, reply });
+                    return None;
+                }
+                let request_id = self.pending.register(Waiting::Refresh(reply));
+                self.out.push(wire::refresh(&token, request_id));
+            }
             Command::Dropped { topic, id } => {
                 self.subs
                     .drop_sub(&topic, Some(id), &mut self.pending, &mut self.out);
@@ -419,6 +439,7 @@ impl Driver {
             }) => tracing::warn!("a reply without request_id: {reply:?}"),
             Ok(Incoming::Lagged { topic }) => self.subs.on_lagged(&topic, pending, out),
             Ok(Incoming::TopicDeleted { topic }) => self.subs.on_deleted(&topic),
+            Ok(Incoming::Revoked { topic }) => self.subs.on_revoked(&topic),
             Ok(Incoming::Unknown(action)) => tracing::debug!(%action, "unknown frame ignored"),
             Err(bad) => {
                 tracing::warn!("{}", bad.reason);

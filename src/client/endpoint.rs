@@ -4,9 +4,9 @@ use hyper::Uri;
 
 use super::Error;
 
-/// Where the server is. Parsed from its base URL (`http://HOST:PORT`, optionally with a path
-/// prefix it is served under) or from its WebSocket URL (`ws://HOST:PORT/ws`); a bare
-/// `HOST:PORT` means `http://HOST:PORT`.
+/// Where the server is. Parsed from its base URL (`http://HOST:PORT` or `https://...`,
+/// optionally with a path prefix it is served under) or from its WebSocket URL
+/// (`ws://HOST:PORT/ws` or `wss://...`); a bare `HOST:PORT` means `http://HOST:PORT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     /// Host name or address, as in the URL (IPv6 in brackets).
@@ -15,6 +15,8 @@ pub struct Endpoint {
     /// The path prefix the server is served under: empty, or starting with `/` and not ending
     /// with one.
     pub prefix: String,
+    /// Whether the server speaks TLS (`https://`, `wss://`).
+    pub tls: bool,
 }
 
 impl Endpoint {
@@ -26,16 +28,16 @@ impl Endpoint {
             format!("http://{url}")
         };
         let uri: Uri = full.parse().map_err(|e| invalid(&format!("{e}")))?;
-        let websocket = match uri.scheme_str() {
-            Some("http") => false,
-            Some("ws") => true,
-            Some("https" | "wss") => {
+        let (websocket, tls) = match uri.scheme_str() {
+            Some("http") => (false, false),
+            Some("ws") => (true, false),
+            Some("https") => (false, true),
+            Some("wss") => (true, true),
+            _ => {
                 return Err(invalid(
-                    "TLS is not supported by this client; reach the server over plain \
-                     http:// or ws:// (for instance through a local TLS-terminating proxy)",
+                    "the scheme must be http://, https://, ws:// or wss://",
                 ));
             }
-            _ => return Err(invalid("the scheme must be http:// or ws://")),
         };
         let host = uri
             .host()
@@ -54,6 +56,7 @@ impl Endpoint {
             Some(port) => port
                 .parse()
                 .map_err(|_| invalid("the port must be a number from 0 to 65535"))?,
+            None if tls => 443,
             None => 80,
         };
         let path = uri.path().trim_end_matches('/');
@@ -65,6 +68,7 @@ impl Endpoint {
             host,
             port,
             prefix: prefix.to_owned(),
+            tls,
         })
     }
 
@@ -78,9 +82,16 @@ impl Endpoint {
         self.host.trim_start_matches('[').trim_end_matches(']')
     }
 
-    /// The WebSocket endpoint, `ws://HOST:PORT[PREFIX]/ws`.
+    /// The WebSocket endpoint, `ws://HOST:PORT[PREFIX]/ws` (`wss://` with TLS).
     pub fn ws_url(&self) -> String {
-        format!("ws://{}{}/ws", self.authority(), self.prefix)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}{}/ws", self.authority(), self.prefix)
+    }
+
+    /// The REST base, `http://HOST:PORT[PREFIX]` (`https://` with TLS).
+    pub fn base_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.authority(), self.prefix)
     }
 
     /// The path of a REST route (`route` starts with `/`).
@@ -135,10 +146,33 @@ mod tests {
     }
 
     #[test]
+    fn https_and_wss_mean_tls_on_port_443_unless_given() {
+        for (url, ws, base) in [
+            (
+                "https://example.com",
+                "wss://example.com:443/ws",
+                "https://example.com:443",
+            ),
+            (
+                "wss://example.com:8443/ws",
+                "wss://example.com:8443/ws",
+                "https://example.com:8443",
+            ),
+            (
+                "https://example.com/p/",
+                "wss://example.com:443/p/ws",
+                "https://example.com:443/p",
+            ),
+        ] {
+            let endpoint = Endpoint::parse(url).map_err(|e| e.to_string());
+            let urls = endpoint.map(|e| (e.tls, e.ws_url(), e.base_url()));
+            assert_eq!(urls, Ok((true, ws.to_owned(), base.to_owned())), "{url}");
+        }
+    }
+
+    #[test]
     fn refuses_what_it_cannot_reach() {
         for url in [
-            "https://example.com",
-            "wss://example.com/ws",
             "ftp://example.com",
             "http://",
             "http://host:99999",

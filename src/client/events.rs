@@ -39,6 +39,9 @@ pub enum Event {
     },
     /// The topic was deleted. The subscription ends with this event.
     TopicDeleted,
+    /// A [`crate::client::Client::refresh`] gave the connection a token whose rights do not
+    /// cover this topic. The subscription ends with this event.
+    Revoked,
     /// The server refused to resubscribe after a reconnect (for instance `too_many_subscriptions`
     /// after its limits changed). The subscription ends with this event.
     Failed(ErrorBody),

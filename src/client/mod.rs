@@ -45,6 +45,7 @@ mod liveness;
 mod pending;
 pub mod rest;
 mod subscriptions;
+mod tls;
 mod wire;
 
 use std::pin::Pin;
@@ -63,6 +64,7 @@ pub use endpoint::Endpoint;
 pub use error::Error;
 pub use events::{Event, Gap, GapCause, Message, Start, Subscribed};
 pub use rest::Rest;
+pub use tls::{TlsConfig, system as system_tls, trusting as tls_trusting};
 
 /// How a [`Client`] connects and behaves.
 #[derive(Debug, Clone)]
@@ -81,6 +83,9 @@ pub struct Options {
     pub buffer: usize,
     /// Largest frame accepted from the server.
     pub max_frame_bytes: usize,
+    /// For `wss://` (and `https://`) URLs: the certificates to trust. Default: the system's
+    /// ([`system_tls`]); [`tls_trusting`] adds a private CA's.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for Options {
@@ -93,6 +98,7 @@ impl Default for Options {
             connect_timeout: Duration::from_secs(10),
             buffer: 1024,
             max_frame_bytes: 16 << 20,
+            tls: None,
         }
     }
 }
@@ -129,6 +135,10 @@ pub(crate) enum Command {
     },
     Ping {
         reply: oneshot::Sender<Result<Duration, Error>>,
+    },
+    Refresh {
+        token: String,
+        reply: oneshot::Sender<Result<u64, Error>>,
     },
     /// A [`Subscription`] was dropped.
     Dropped { topic: String, id: u64 },
@@ -271,6 +281,22 @@ impl Client {
     pub async fn ping(&self) -> Result<Duration, Error> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Ping { reply }).await?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Replaces the connection's token before it expires (the server closes a connection with
+    /// 4001 "token expired" at its token's `exp`). The new token must be for the same `sub` and
+    /// expire no earlier; it is used for every reconnect from now on. Returns its expiry
+    /// (seconds since the Unix epoch). Subscriptions its rights no longer cover end with
+    /// [`Event::Revoked`]. A refused token leaves the current one in force on the connection
+    /// ([`Error::Server`] with `unauthorized`, `forbidden` or `bad_request`).
+    pub async fn refresh(&self, token: &str) -> Result<u64, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Refresh {
+            token: token.to_owned(),
+            reply,
+        })
+        .await?;
         rx.await.map_err(|_| Error::Closed)?
     }
 

@@ -25,6 +25,7 @@ pub(super) enum Waiting {
         sent: Instant,
         reply: oneshot::Sender<Result<Duration, Error>>,
     },
+    Refresh(oneshot::Sender<Result<u64, Error>>),
     /// Nobody: the unsubscribe of a subscription the application dropped.
     Nobody,
 }
@@ -88,6 +89,9 @@ impl Pending {
             (Waiting::Publish(tx), Reply::Published(seq)) => send(tx, Ok(seq)),
             (Waiting::Unsubscribe(tx), Reply::Unsubscribed) => send(tx, Ok(())),
             (Waiting::Ping { sent, reply }, Reply::Pong) => send(reply, Ok(sent.elapsed())),
+            (Waiting::Refresh(tx), Reply::Refreshed(expires_at)) => send(tx, Ok(expires_at)),
+            (Waiting::Refresh(tx), Reply::Error(e)) => send(tx, Err(Error::Server(e))),
+            (Waiting::Refresh(tx), other) => send(tx, Err(unexpected(&other))),
             (Waiting::Publish(tx), Reply::Error(e)) => send(tx, Err(Error::Server(e))),
             (Waiting::Unsubscribe(tx), Reply::Error(e)) => send(tx, Err(Error::Server(e))),
             (Waiting::Ping { reply, .. }, Reply::Error(e)) => send(reply, Err(Error::Server(e))),
@@ -115,6 +119,7 @@ impl Pending {
             Waiting::Publish(tx) => send(tx, Err(Error::Protocol(reason))),
             Waiting::Unsubscribe(tx) => send(tx, Err(Error::Protocol(reason))),
             Waiting::Ping { reply, .. } => send(reply, Err(Error::Protocol(reason))),
+            Waiting::Refresh(tx) => send(tx, Err(Error::Protocol(reason))),
             Waiting::Nobody => None,
         }
     }
@@ -131,6 +136,10 @@ impl Pending {
                 }
                 Waiting::Ping { reply, .. } => {
                     let _ = reply.send(Err(Error::ConnectionLost));
+                }
+                // The next connection's handshake carries the new token already.
+                Waiting::Refresh(tx) => {
+                    let _ = tx.send(Err(Error::ConnectionLost));
                 }
                 Waiting::Unsubscribe(tx) => {
                     let _ = tx.send(Ok(()));

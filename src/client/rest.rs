@@ -5,15 +5,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::SendRequest;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
 
-use super::{Endpoint, Error};
+use super::{Endpoint, Error, TlsConfig};
 use crate::protocol::{
     CreateTopicRequest, ErrorResponse, History, Published, Topic, TopicDeleted, TopicDetails,
     TopicList,
@@ -37,6 +42,8 @@ pub struct Rest {
     token: Option<String>,
     /// How long one call may take, from connecting to the last byte of the body.
     pub timeout: Duration,
+    /// For an `https://` URL: the certificates to trust (default: the system's).
+    tls: Option<TlsConfig>,
 }
 
 impl Rest {
@@ -46,7 +53,14 @@ impl Rest {
             endpoint: Endpoint::parse(url)?,
             token,
             timeout: Duration::from_secs(30),
+            tls: None,
         })
+    }
+
+    /// Trusts the certificates of `tls` for an `https://` URL instead of the system's.
+    pub fn with_tls(mut self, tls: TlsConfig) -> Rest {
+        self.tls = Some(tls);
+        self
     }
 
     /// `GET /topics`.
@@ -136,17 +150,28 @@ impl Rest {
         body: Option<Vec<u8>>,
     ) -> Result<(u16, Bytes), Error> {
         let endpoint = &self.endpoint;
-        let connect_error = |e: &dyn std::fmt::Display| {
-            Error::Connect(format!("http://{}: {e}", endpoint.authority()))
-        };
+        let connect_error =
+            |e: &dyn std::fmt::Display| Error::Connect(format!("{}: {e}", endpoint.base_url()));
         let stream = TcpStream::connect((endpoint.connect_host(), endpoint.port))
             .await
             .map_err(|e| connect_error(&e))?;
         let _ = stream.set_nodelay(true);
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| connect_error(&e))?;
-        let connection = tokio::spawn(connection);
+        let (mut sender, connection) = if endpoint.tls {
+            let tls = match &self.tls {
+                Some(tls) => tls.clone(),
+                None => super::tls::system()?,
+            };
+            let name = ServerName::try_from(endpoint.connect_host().to_owned())
+                .map_err(|e| connect_error(&e))?;
+            let stream = TlsConnector::from(tls)
+                .connect(name, stream)
+                .await
+                .map_err(|e| connect_error(&e))?;
+            http1(stream).await
+        } else {
+            http1(stream).await
+        }
+        .map_err(|e| connect_error(&e))?;
         let mut request = Request::builder()
             .method(method)
             .uri(endpoint.path(&route))
@@ -178,6 +203,18 @@ impl Rest {
         connection.abort();
         result
     }
+}
+
+/// The HTTP/1.1 handshake on `io`, its connection driven by a task of its own.
+async fn http1<IO>(io: IO) -> hyper::Result<(SendRequest<Full<Bytes>>, JoinHandle<()>)>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok((sender, connection))
 }
 
 fn topic_path(name: &str, rest: &str) -> String {

@@ -307,6 +307,13 @@ impl Subscriptions {
         }
     }
 
+    /// After a refresh: the new token does not cover `topic`, so its subscription ends.
+    pub(super) fn on_revoked(&mut self, topic: &str) {
+        if let Some(sub) = self.subs.remove(topic) {
+            sub.finish(Event::Revoked);
+        }
+    }
+
     /// Whether [`Subscriptions::tick`] has anything to do: a buffer that was full.
     pub(super) fn needs_tick(&self) -> bool {
         self.subs

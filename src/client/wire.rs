@@ -36,6 +36,8 @@ pub(super) enum Reply {
     Unsubscribed,
     Published(u64),
     Pong,
+    /// A `refresh` was accepted; the new token expires then (seconds since the Unix epoch).
+    Refreshed(u64),
     Error(ErrorBody),
 }
 
@@ -52,6 +54,10 @@ pub(super) enum Incoming {
         topic: String,
     },
     TopicDeleted {
+        topic: String,
+    },
+    /// After a refresh, the new token does not allow this subscription.
+    Revoked {
         topic: String,
     },
     /// An action this client does not know: ignored.
@@ -75,6 +81,7 @@ struct RawFrame<'a> {
     message: Option<Box<RawValue>>,
     published_at: Option<String>,
     error: Option<ErrorBody>,
+    expires_at: Option<u64>,
 }
 
 /// A field that may be `null` and still be present (serde reads `null` as a missing `Option`).
@@ -122,6 +129,9 @@ pub(super) fn parse(text: &str) -> Result<Incoming, BadFrame> {
         "unsubscribed" => reply(Reply::Unsubscribed),
         "published" => reply(Reply::Published(raw.seq.ok_or_else(|| missing("seq"))?)),
         "pong" => reply(Reply::Pong),
+        "refreshed" => reply(Reply::Refreshed(
+            raw.expires_at.ok_or_else(|| missing("expires_at"))?,
+        )),
         "error" => reply(Reply::Error(
             raw.error.clone().ok_or_else(|| missing("error"))?,
         )),
@@ -129,6 +139,9 @@ pub(super) fn parse(text: &str) -> Result<Incoming, BadFrame> {
             topic: raw.topic.clone().ok_or_else(|| missing("topic"))?,
         }),
         "topic_deleted" => Ok(Incoming::TopicDeleted {
+            topic: raw.topic.clone().ok_or_else(|| missing("topic"))?,
+        }),
+        "subscription_revoked" => Ok(Incoming::Revoked {
             topic: raw.topic.clone().ok_or_else(|| missing("topic"))?,
         }),
         other => Ok(Incoming::Unknown(other.to_owned())),
@@ -184,6 +197,13 @@ pub(super) fn publish(topic: &str, message: Box<RawValue>, request_id: String) -
     encode(&ClientFrameSchema::Publish {
         topic: topic.to_owned(),
         message,
+        request_id: Some(request_id),
+    })
+}
+
+pub(super) fn refresh(token: &str, request_id: String) -> String {
+    encode(&ClientFrameSchema::Refresh {
+        token: token.to_owned(),
         request_id: Some(request_id),
     })
 }

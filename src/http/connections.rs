@@ -15,14 +15,19 @@ pub struct Connections {
     max: usize,
     open: AtomicUsize,
     refused: AtomicU64,
+    /// Whether the server speaks TLS (HTTPS and WSS).
+    tls: bool,
+    tls_handshakes_failed: AtomicU64,
 }
 
 impl Connections {
-    pub fn new(max: usize) -> Arc<Self> {
+    pub fn new(max: usize, tls: bool) -> Arc<Self> {
         Arc::new(Connections {
             max,
             open: AtomicUsize::new(0),
             refused: AtomicU64::new(0),
+            tls,
+            tls_handshakes_failed: AtomicU64::new(0),
         })
     }
 
@@ -48,6 +53,21 @@ impl Connections {
     /// Connections closed on arrival because every place was taken, since start.
     pub fn refused(&self) -> u64 {
         self.refused.load(Relaxed)
+    }
+
+    /// Whether connections are TLS (HTTPS and WSS).
+    pub fn tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Counts a connection closed because its TLS handshake failed or took too long.
+    pub fn tls_handshake_failed(&self) {
+        self.tls_handshakes_failed.fetch_add(1, Relaxed);
+    }
+
+    /// Connections closed because their TLS handshake failed or took too long, since start.
+    pub fn tls_handshakes_failed(&self) -> u64 {
+        self.tls_handshakes_failed.load(Relaxed)
     }
 }
 
@@ -121,7 +141,7 @@ mod tests {
 
     #[test]
     fn admits_up_to_the_limit_counts_refusals_and_frees_places_on_drop() {
-        let connections = Connections::new(2);
+        let connections = Connections::new(2, false);
         let first = connections.admit().expect("first");
         let _second = connections.admit().expect("second");
         assert!(connections.admit().is_none());

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use utoipa::{OpenApi, ToSchema};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::Config;
 use warp::http::{Uri, header};
 use warp::path::{FullPath, Tail};
@@ -26,8 +28,11 @@ pub const ASYNCAPI_PATH: &str = "/api-doc/asyncapi.json";
         description = "An in-memory publish/subscribe broker. Manage topics and read history over \
 REST; subscribe, unsubscribe, publish and ping over the WebSocket at `/ws` (JSON text frames, \
 described by the [AsyncAPI document](/api-doc/asyncapi.json)). Every error is \
-`{\"error\": {\"code\": ..., \"message\": ...}}`. Try it all in the [live console](/)."
+`{\"error\": {\"code\": ..., \"message\": ...}}`. Try it all in the [live console](/).",
+        contact(name = "pubsub maintainers")
     ),
+    servers((url = "/", description = "This server: the address this document was read from \
+(HTTPS when started with `--tls-cert`)")),
     paths(
         topics::create_topic,
         topics::list_topics,
@@ -41,6 +46,7 @@ described by the [AsyncAPI document](/api-doc/asyncapi.json)). Every error is \
         asyncapi_document,
     ),
     components(schemas(ErrorResponse, ErrorCode)),
+    modifiers(&BearerScheme, &ForbiddenOrigin),
     tags(
         (name = "topics", description = "Create, list, inspect and delete topics"),
         (name = "messages", description = "Publish over REST and read history"),
@@ -50,22 +56,88 @@ described by the [AsyncAPI document](/api-doc/asyncapi.json)). Every error is \
 )]
 pub struct ApiDoc;
 
+/// The `bearer` security scheme the protected operations name: a JWT in `Authorization`.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A JWT with `sub`, `exp` and the rights `publish` and `subscribe` (lists \
+                         of topic patterns: a name, a prefix ending in `*`, or `*`) and `admin`. \
+                         Needed only when the server is started with an `--auth-*` key \
+                         (`pubsub token` makes one for development).",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every operation answers 403 `forbidden_origin` to a request from a web page of an origin
+/// neither the server's own nor allowed (see `http/origin.rs`, which runs before every route).
+/// Where an operation documents a 403 already, its description names this code too.
+struct ForbiddenOrigin;
+
+const FORBIDDEN_ORIGIN: &str = "`forbidden_origin`: the request came from a web page (its \
+`Origin` header) whose origin is neither the server's own nor one of `--allowed-origin`";
+
+impl Modify for ForbiddenOrigin {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                match responses.get_mut("403") {
+                    Some(RefOr::T(response)) => {
+                        response.description =
+                            format!("{}; or {FORBIDDEN_ORIGIN}", response.description);
+                    }
+                    _ => {
+                        let body = ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorResponse")))
+                            .build();
+                        let response = ResponseBuilder::new()
+                            .description(FORBIDDEN_ORIGIN)
+                            .content("application/json", body)
+                            .build();
+                        responses.insert("403".to_owned(), RefOr::T(response));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The OpenAPI document as pretty JSON, exactly as committed in `openapi/openapi.json`.
 pub fn openapi_json() -> String {
     // Serializing the derived document cannot fail.
     ApiDoc::openapi().to_pretty_json().unwrap_or_default() + "\n"
 }
 
-/// An AsyncAPI 3.0 document: a JSON object.
+/// An AsyncAPI 3.1 document: a JSON object.
 #[derive(ToSchema)]
 #[schema(value_type = Object)]
 pub struct AsyncApiDocument(pub serde_json::Value);
 
-/// The AsyncAPI 3.0 document of the WebSocket protocol at `/ws`.
+/// The AsyncAPI 3.1 document of the WebSocket protocol at `/ws`.
 ///
 /// Every frame either way, which frame answers which, and examples.
 #[utoipa::path(
     get, path = "/api-doc/asyncapi.json", operation_id = "get_asyncapi", tag = "documents",
+    security(()),
     responses((status = 200, description = "The AsyncAPI document", body = AsyncApiDocument))
 )]
 pub fn asyncapi_document(document: Arc<String>) -> Response {

@@ -47,6 +47,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::TooManySubscriptions => StatusCode::CONFLICT,
         ErrorCode::TooManyTopics => StatusCode::INSUFFICIENT_STORAGE,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::ForbiddenOrigin => StatusCode::FORBIDDEN,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -65,6 +68,13 @@ impl Reply for ApiError {
             warp::reply::with_status(warp::reply::json(&body), status).into_response();
         // Lets the app count every error answered in one place (see `http::app`).
         response.extensions_mut().insert(code);
+        // RFC 6750: a 401 names the scheme the client should use.
+        if code == ErrorCode::Unauthorized {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer realm="pubsub""#),
+            );
+        }
         response
     }
 }

@@ -16,36 +16,56 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
 use warp::{Filter, filters::BoxedFilter};
 
+use super::authenticate::{authorize_admin_unless, caller};
 use super::connections::Connections;
 use super::error::{ApiError, method_not_allowed};
+use crate::auth::Auth;
 use crate::broker::{Broker, LATENCY_BOUNDS_NANOS};
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, ErrorResponse};
 
-pub fn routes(broker: Broker, connections: Arc<Connections>) -> BoxedFilter<(Response,)> {
+pub fn routes(
+    broker: Broker,
+    connections: Arc<Connections>,
+    auth: Auth,
+) -> BoxedFilter<(Response,)> {
     let mut registry = Registry::with_prefix("pubsub");
     registry.register_collector(Box::new(BrokerCollector(broker, connections)));
     let registry = Arc::new(registry);
+    let open = auth.metrics_public();
     warp::path!("metrics")
         .and(
             warp::get()
-                .map(move || metrics(&registry))
+                .and(caller(auth.clone()))
+                .map(
+                    move |caller| match authorize_admin_unless(&auth, &caller, open) {
+                        Ok(()) => metrics(&registry),
+                        Err(e) => e.into_response(),
+                    },
+                )
                 .or(warp::any().map(|| method_not_allowed("GET")))
                 .unify(),
         )
         .boxed()
 }
 
-/// Prometheus metrics: connections, subscriptions, topics, message counters, errors by code
-/// and the publish latency histogram.
+/// Prometheus metrics.
+///
+/// Connections, subscriptions, topics, message counters, errors by code and the publish latency
+/// histogram, in the Prometheus text format; every figure is this node's.
 #[utoipa::path(
     get, path = "/metrics", operation_id = "get_metrics", tag = "operations",
-    responses((
-        status = 200,
-        description = "The metrics, in the Prometheus text exposition format (version 0.0.4)",
-        body = String,
-        content_type = "text/plain; version=0.0.4; charset=utf-8",
-        example = "# HELP pubsub_connections Open WebSocket connections.\n# TYPE pubsub_connections gauge\npubsub_connections 3\n"
-    ))
+    security(("bearer" = [])),
+    responses(
+        (
+            status = 200,
+            description = "The metrics, in the Prometheus text exposition format (version 0.0.4)",
+            body = String,
+            content_type = "text/plain; version=0.0.4; charset=utf-8",
+            example = "# HELP pubsub_connections Open WebSocket connections.\n# TYPE pubsub_connections gauge\npubsub_connections 3\n"
+        ),
+        (status = 401, description = "`unauthorized`: tokens are required and none valid came (not with `--public-metrics`)", body = ErrorResponse),
+        (status = 403, description = "`forbidden`: the token is not an admin's (not with `--public-metrics`)", body = ErrorResponse),
+    )
 )]
 pub fn metrics(registry: &Registry) -> Response {
     let mut text = String::new();
@@ -146,6 +166,11 @@ impl Collector for BrokerCollector {
                 "http_connections_refused",
                 "Connections closed on arrival because --max-http-connections were open.",
                 self.1.refused(),
+            ),
+            (
+                "tls_handshakes_failed",
+                "Connections closed because their TLS handshake failed or took too long.",
+                self.1.tls_handshakes_failed(),
             ),
         ];
         for (name, help, value) in counters {

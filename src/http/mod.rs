@@ -4,6 +4,7 @@
 //! 405 with `Allow` for the methods it lacks), so a rejection reaching [`error::recover`] means
 //! no path matched.
 
+mod authenticate;
 mod body;
 mod connections;
 mod console;
@@ -12,6 +13,7 @@ mod error;
 mod liveness;
 mod metrics;
 mod ops;
+mod origin;
 mod rate_limit;
 mod read_ahead;
 mod topics;
@@ -27,11 +29,13 @@ use std::time::Duration;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use crate::auth::Auth;
 use crate::broker::Broker;
 use crate::protocol::ErrorCode;
 
 pub use connections::{Connections, Counted, Place};
 pub use error::ApiError;
+pub use origin::{Origin, Origins};
 use rate_limit::AddressBuckets;
 
 /// What the HTTP layer enforces on clients: sizes, rates and timeouts.
@@ -88,8 +92,8 @@ pub struct Liveness {
     pub ping_timeout: Duration,
 }
 
-/// What every handler gets: the broker handle, the limits, the count of TCP connections and
-/// the REST publish budgets.
+/// What every handler gets: the broker handle, the limits, the count of TCP connections, the
+/// REST publish budgets and the authentication settings.
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -97,6 +101,7 @@ pub struct AppState {
     pub limits: Limits,
     pub connections: Arc<Connections>,
     pub rest_publishes: Option<Arc<AddressBuckets>>,
+    pub auth: Auth,
 }
 
 /// Injects the state into a route.
@@ -106,11 +111,14 @@ fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Inf
 
 /// The whole route tree around `broker`: REST, WebSocket, the API documents with Swagger UI, and
 /// the console at `/`. `connections` is what the server counts of its TCP connections, for
-/// `/stats` and `/metrics`.
+/// `/stats` and `/metrics`; `auth` says which requests need a token, and what it must allow;
+/// `origins` are the browser origins allowed besides the server's own.
 pub fn app(
     broker: Broker,
     limits: Limits,
     connections: Arc<Connections>,
+    auth: Auth,
+    origins: Origins,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let state = AppState {
         broker: broker.clone(),
@@ -119,11 +127,16 @@ pub fn app(
         rest_publishes: limits
             .rest_publish_rate
             .map(|rate| Arc::new(AddressBuckets::new(rate))),
+        auth: auth.clone(),
     };
     let routes = topics::routes(state.clone())
         .or(ops::routes(state.clone()))
         .unify()
-        .or(metrics::routes(broker.clone(), state.connections.clone()))
+        .or(metrics::routes(
+            broker.clone(),
+            state.connections.clone(),
+            auth,
+        ))
         .unify()
         .or(ws::routes(state))
         .unify()
@@ -131,10 +144,11 @@ pub fn app(
         .unify()
         .or(console::routes())
         .unify();
-    error::fault_injection()
+    let api = error::fault_injection()
         .and(routes)
         .recover(error::recover)
-        .unify()
+        .unify();
+    origin::guard(origins, api)
         .map(move |response: Response| {
             if let Some(code) = response.extensions().get::<ErrorCode>() {
                 broker.record_error(*code);

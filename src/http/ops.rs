@@ -7,8 +7,10 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response, json, with_status};
 use warp::{Filter, filters::BoxedFilter};
 
+use super::authenticate::{Caller, authorize, caller};
 use super::error::{ApiError, method_not_allowed};
 use super::{AppState, with_state};
+use crate::auth::Need;
 use crate::protocol::{
     ErrorCode, ErrorResponse, Health, NodeStats, Stats, TopicStats, format_timestamp,
 };
@@ -24,6 +26,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     );
     let stats = warp::path!("stats").and(
         warp::get()
+            .and(caller(state.auth.clone()))
             .and(with_state(state))
             .then(stats)
             .or(get_only())
@@ -32,10 +35,13 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     health.or(stats).unify().boxed()
 }
 
-/// Tells a load balancer whether this node can serve: 503 with the reason while its engine
-/// (Redis) does not answer, so traffic goes to another node.
+/// Tells a load balancer whether this node can serve.
+///
+/// 503 with the reason while its engine (Redis) does not answer, so traffic goes to another
+/// node.
 #[utoipa::path(
     get, path = "/health", operation_id = "get_health", tag = "operations",
+    security(()),
     responses(
         (status = 200, description = "The node is healthy", body = Health),
         (status = 503, description = "The node's engine is unavailable; `reason` says why", body = Health),
@@ -63,14 +69,24 @@ pub fn health(state: AppState) -> Response {
 }
 
 /// Counters for every topic and for the server.
+///
+/// Topics, subscriptions and nodes cover every live node; connections, message counters and
+/// errors are this node's alone.
 #[utoipa::path(
     get, path = "/stats", operation_id = "get_stats", tag = "operations",
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "The counters", body = Stats),
+        (status = 401, description = "`unauthorized`: tokens are required and none valid came", body = ErrorResponse,
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"pubsub\"`"))),
+        (status = 403, description = "`forbidden`: the token has no `admin` right", body = ErrorResponse),
         (status = 503, description = "`engine_unavailable`", body = ErrorResponse),
     )
 )]
-pub async fn stats(state: AppState) -> Response {
+pub async fn stats(caller: Caller, state: AppState) -> Response {
+    if let Err(e) = authorize(&state.auth, &caller, Need::Admin) {
+        return e.into_response();
+    }
     let stats = match state.broker.stats().await {
         Ok(stats) => stats,
         Err(e) => return ApiError::from(e).into_response(),
@@ -91,6 +107,8 @@ pub async fn stats(state: AppState) -> Response {
         connections: stats.connections,
         http_connections: state.connections.open(),
         http_connections_refused: state.connections.refused(),
+        tls: state.connections.tls(),
+        tls_handshakes_failed: state.connections.tls_handshakes_failed(),
         subscriptions: stats.subscriptions,
         node_id: stats.node_id,
         engine: state.broker.engine_name().to_owned(),

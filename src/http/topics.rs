@@ -8,8 +8,10 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response, json, with_status};
 use warp::{Filter, filters::BoxedFilter};
 
+use super::authenticate::{Caller, authorize, caller};
 use super::error::{ApiError, method_not_allowed};
 use super::{AppState, PeerAddr, PublishRate, body, with_state};
+use crate::auth::Need;
 use crate::broker::TopicInfo;
 use crate::protocol::{
     CreateTopicRequest, ErrorCode, ErrorResponse, History, HistoryMessage, MessageFrame,
@@ -18,24 +20,32 @@ use crate::protocol::{
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let limits = state.limits;
+    let caller = caller(state.auth.clone());
     let state = with_state(state);
 
     let collection = warp::path!("topics");
     let create = collection
         .and(warp::post())
+        .and(caller.clone())
         .and(body::json(limits))
         .and(state.clone())
         .then(create_topic);
     let list = collection
         .and(warp::get())
+        .and(caller.clone())
         .and(state.clone())
         .then(list_topics);
     let collection_other = collection.map(|| method_not_allowed("GET, POST"));
 
     let one = warp::path!("topics" / TopicParam).map(TopicParam::into_name);
-    let get = one.and(warp::get()).and(state.clone()).then(get_topic);
+    let get = one
+        .and(warp::get())
+        .and(caller.clone())
+        .and(state.clone())
+        .then(get_topic);
     let delete = one
         .and(warp::delete())
+        .and(caller.clone())
         .and(state.clone())
         .then(delete_topic);
     let one_other = one.map(|_| method_not_allowed("GET, DELETE"));
@@ -43,6 +53,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let messages = warp::path!("topics" / TopicParam / "messages").map(TopicParam::into_name);
     let publish = messages
         .and(warp::post())
+        .and(caller.clone())
         .and(warp::ext::optional::<PeerAddr>())
         .and(body::json(limits))
         .and(state.clone())
@@ -50,6 +61,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let read = messages
         .and(warp::get())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(caller)
         .and(state)
         .then(list_messages);
     let messages_other = messages.map(|_| method_not_allowed("GET, POST"));
@@ -103,11 +115,18 @@ fn topic_body(info: &TopicInfo) -> Topic {
 }
 
 /// Creates a topic.
+///
+/// The name is 1 to 128 characters of letters, digits, `.`, `_`, `-` and `:`. The topic starts
+/// empty, at seq 0, with a new `epoch`; subscribers may join it over the WebSocket at once.
 #[utoipa::path(
     post, path = "/topics", operation_id = "create_topic", tag = "topics",
     request_body = CreateTopicRequest,
+    security(("bearer" = [])),
     responses(
         (status = 201, description = "The topic was created", body = Topic),
+        (status = 401, description = "`unauthorized`: tokens are required and none valid came", body = ErrorResponse,
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"pubsub\"`"))),
+        (status = 403, description = "`forbidden`: the token has no `admin` right", body = ErrorResponse),
         (status = 400, description = "`invalid_topic` or `bad_request`", body = ErrorResponse),
         (status = 408, description = "`request_timeout`: the body did not arrive in time", body = ErrorResponse),
         (status = 409, description = "`topic_exists`", body = ErrorResponse),
@@ -117,7 +136,14 @@ fn topic_body(info: &TopicInfo) -> Topic {
         (status = 507, description = "`too_many_topics`: the server holds `--max-topics` already", body = ErrorResponse),
     )
 )]
-pub async fn create_topic(body: Result<CreateTopicRequest, ApiError>, state: AppState) -> Response {
+pub async fn create_topic(
+    caller: Caller,
+    body: Result<CreateTopicRequest, ApiError>,
+    state: AppState,
+) -> Response {
+    if let Err(e) = authorize(&state.auth, &caller, Need::Admin) {
+        return e.into_response();
+    }
     let result = match body {
         Ok(req) => state
             .broker
@@ -130,14 +156,23 @@ pub async fn create_topic(body: Result<CreateTopicRequest, ApiError>, state: App
 }
 
 /// Lists every topic, sorted by name.
+///
+/// Each with the number of WebSocket subscribers it has across every node.
 #[utoipa::path(
     get, path = "/topics", operation_id = "list_topics", tag = "topics",
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "Every topic", body = TopicList),
+        (status = 401, description = "`unauthorized`: tokens are required and none valid came", body = ErrorResponse,
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"pubsub\"`"))),
+        (status = 403, description = "`forbidden`: the token has no `admin` right", body = ErrorResponse),
         (status = 503, description = "`engine_unavailable`", body = ErrorResponse),
     )
 )]
-pub async fn list_topics(state: AppState) -> Response {
+pub async fn list_topics(caller: Caller, state: AppState) -> Response {
+    if let Err(e) = authorize(&state.auth, &caller, Need::Admin) {
+        return e.into_response();
+    }
     let result = state.broker.topics().await.map(|topics| TopicList {
         topics: topics.iter().map(topic_body).collect(),
     });
@@ -145,17 +180,26 @@ pub async fn list_topics(state: AppState) -> Response {
 }
 
 /// Shows one topic.
+///
+/// Its subscriber count, its last seq, its `epoch`, and the seqs history holds.
 #[utoipa::path(
     get, path = "/topics/{name}", operation_id = "get_topic", tag = "topics",
     params(("name" = String, Path, description = "Topic name", min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "The topic", body = TopicDetails),
+        (status = 401, description = "`unauthorized`: tokens are required and none valid came", body = ErrorResponse,
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"pubsub\"`"))),
+        (status = 403, description = "`forbidden`: the token has no `subscribe` right covering this topic", body = ErrorResponse),
         (status = 400, description = "`invalid_topic`", body = ErrorResponse),
         (status = 404, description = "`topic_not_found`", body = ErrorResponse),
         (status = 503, description = "`engine_unavailable`", body = ErrorResponse),
     )
 )]
-pub async fn get_topic(name: String, state: AppState) -> Response {
+pub async fn get_topic(name: String, caller: Caller, state: AppState) -> Response {
+    if let Err(e) = authorize(&state.auth, &caller, Need::Subscribe(&name)) {
+        return e.into_response();
+    }
     let result = state.broker.topic(&name).await.map(|info| TopicDetails {
         name: info.name.to_string(),
         subscriber_count: info.subscribers,
@@ -168,17 +212,26 @@ pub async fn get_topic(name: String, state: AppState) -> Response {
 }
 
 /// Deletes a topic. Its subscribers receive `topic_deleted` and are unsubscribed.
+///
+/// Its history goes with it. A topic created again later by the same name has a new `epoch`.
 #[utoipa::path(
     delete, path = "/topics/{name}", operation_id = "delete_topic", tag = "topics",
     params(("name" = String, Path, description = "Topic name", min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "The topic was deleted", body = TopicDeleted),
+        (status = 401, description = "`unauthorized`: tokens are required and none valid came", body = ErrorResponse,
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"pubsub\"`"))),
+        (status = 403, description = "`forbidden`: the token has no `admin` right", body = ErrorResponse),
         (status = 400, description = "`invalid_topic`", body = ErrorResponse),
         (status = 404, description = "`topic_not_found`", body = ErrorResponse),
         (status = 503, description = "`engine_unavailable`", body = ErrorResponse),
     )
 )]
-pub async fn delete_topic(name: String, state: AppState) -> Response {
+pub async fn delete_topic(name: String, caller: Caller, state: AppState) -> Response {
+    if let Err(e) = authorize(&state.auth, &caller, Need::Admin) {
+        return e.into_response();
+    }
     let result = state
         .broker
         .delete_topic(&name)
@@ -191,12 +244,19 @@ pub async fn delete_topic(name: String, state: AppState) -> Response {
 }
 
 /// Publishes a message, delivered to subscribers exactly like a WebSocket publish.
+///
+/// The message is any JSON value up to `--max-message-bytes`; the answer gives the seq it was
+/// given, which is also its place in history.
 #[utoipa::path(
     post, path = "/topics/{name}/messages", operation_id = "publish_message", tag = "messages",
     params(("name" = String, Path, description = "Topic name", min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")),
     request_body = PublishRequest,
+    security(("bearer" = [])),
     responses(
         (status = 201, description = "Published", body = Published),
+        (status = 401, description = "`unauthorized`: tokens are required and none valid came", body = ErrorResponse,
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"pubsub\"`"))),
+        (status = 403, description = "`forbidden`: the token has no `publish` right covering this topic", body = ErrorResponse),
         (status = 400, description = "`invalid_topic` or `bad_request`", body = ErrorResponse),
         (status = 404, description = "`topic_not_found` (unless topics are auto-created)", body = ErrorResponse),
         (status = 408, description = "`request_timeout`: the body did not arrive in time", body = ErrorResponse),
@@ -210,10 +270,14 @@ pub async fn delete_topic(name: String, state: AppState) -> Response {
 )]
 pub async fn publish_message(
     name: String,
+    caller: Caller,
     peer: Option<PeerAddr>,
     body: Result<PublishRequest, ApiError>,
     state: AppState,
 ) -> Response {
+    if let Err(e) = authorize(&state.auth, &caller, Need::Publish(&name)) {
+        return e.into_response();
+    }
     let req = match body {
         Ok(req) => req,
         Err(e) => return e.into_response(),
@@ -254,6 +318,9 @@ fn rate_limited(rate: PublishRate, wait: Duration) -> Response {
 }
 
 /// Reads history: the messages held with seq above `since_seq`, oldest first.
+///
+/// At most `limit` of them; `first_seq` tells whether history still reaches back to
+/// `since_seq` or older messages are gone.
 #[utoipa::path(
     get, path = "/topics/{name}/messages", operation_id = "list_messages", tag = "messages",
     params(
@@ -261,14 +328,26 @@ fn rate_limited(rate: PublishRate, wait: Duration) -> Response {
         ("since_seq" = Option<u64>, Query, format = "uint64", minimum = 0, maximum = 18446744073709551615_u64, description = "Only messages with a greater seq (default 0)"),
         ("limit" = Option<u64>, Query, format = "uint64", minimum = 0, maximum = 18446744073709551615_u64, description = "At most this many (default and maximum: the history size)"),
     ),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "The messages", body = History),
+        (status = 401, description = "`unauthorized`: tokens are required and none valid came", body = ErrorResponse,
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"pubsub\"`"))),
+        (status = 403, description = "`forbidden`: the token has no `subscribe` right covering this topic", body = ErrorResponse),
         (status = 400, description = "`invalid_topic`, or `bad_request` for a bad parameter", body = ErrorResponse),
         (status = 404, description = "`topic_not_found`", body = ErrorResponse),
         (status = 503, description = "`engine_unavailable`", body = ErrorResponse),
     )
 )]
-pub async fn list_messages(name: String, query: String, state: AppState) -> Response {
+pub async fn list_messages(
+    name: String,
+    query: String,
+    caller: Caller,
+    state: AppState,
+) -> Response {
+    if let Err(e) = authorize(&state.auth, &caller, Need::Subscribe(&name)) {
+        return e.into_response();
+    }
     respond(StatusCode::OK, read_history(name, &query, &state).await)
 }
 

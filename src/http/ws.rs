@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesOrdered, SplitStream};
@@ -17,12 +17,14 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use warp::reply::Response;
 use warp::{Filter, filters::BoxedFilter};
 
+use super::authenticate::{Caller, ws_caller};
 use super::error::{ApiError, method_not_allowed};
 use super::liveness::Pinger;
 use super::rate_limit::TokenBucket;
 use super::upgrade::{Handshake, Socket, handshake, refuse};
 use super::writer::write;
 use super::{AppState, Limits, Liveness, PublishRate, with_state};
+use crate::auth::{Auth, Need, Principal};
 use crate::broker::{Client, Close, FrameKind, Outbox};
 use crate::protocol::{
     ClientFrame, Command, ErrorBody, ErrorCode, Frame, ServerFrame, close, encode_published,
@@ -41,11 +43,21 @@ const READ_BUFFER_BYTES: usize = 128;
 /// tungstenite collects a batch of frames up to this size before writing them to the socket.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
+/// The close for a connection whose token expired without a `refresh`: what is queued was
+/// allowed, so it is delivered first.
+const TOKEN_EXPIRED: Close = Close {
+    code: close::TOKEN_EXPIRED,
+    reason: "token expired",
+    discard: false,
+    linger: Close::LINGER,
+};
+
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("ws")
         .and(
             warp::get()
                 .and(handshake())
+                .and(ws_caller(state.auth.clone()))
                 .and(with_state(state))
                 .map(upgrade)
                 .or(warp::any().map(|| method_not_allowed("GET")))
@@ -54,14 +66,24 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-fn upgrade(handshake: Result<Handshake, ApiError>, state: AppState) -> Response {
-    // Take a place among the connections before answering 101, so a full server refuses
-    // with a JSON 503 instead of accepting and closing.
-    let client = handshake.and_then(|h| Ok((h, state.broker.connect()?)));
+fn upgrade(handshake: Result<Handshake, ApiError>, caller: Caller, state: AppState) -> Response {
+    // A refused token is answered 401 before the upgrade. Take a place among the connections
+    // before answering 101, so a full server refuses with a JSON 503 instead of accepting and
+    // closing.
+    let client = handshake.and_then(|h| {
+        let principal = caller?;
+        Ok((h, principal, state.broker.connect()?))
+    });
     match client {
-        Ok((handshake, client)) => handshake.accept(socket_config(state.limits), move |socket| {
-            serve(socket, client, state.limits)
-        }),
+        Ok((handshake, principal, client)) => {
+            let access = Access {
+                auth: state.auth.clone(),
+                principal,
+            };
+            handshake.accept(socket_config(state.limits), move |socket| {
+                serve(socket, client, state.limits, access)
+            })
+        }
         Err(refusal) => refuse(refusal),
     }
 }
@@ -86,10 +108,18 @@ fn socket_config(limits: Limits) -> WebSocketConfig {
 /// Not an `async fn`: its future would keep room for the socket, the client and the limits
 /// (about 600 bytes) for the connection's whole life, long after they were moved on. The setup
 /// runs here, and the future holds only what the session uses.
-fn serve(socket: Socket, client: Client, limits: Limits) -> impl Future<Output = ()> + Send {
+fn serve(
+    socket: Socket,
+    client: Client,
+    limits: Limits,
+    access: Access,
+) -> impl Future<Output = ()> + Send {
     let id = client.id();
     let opened = Instant::now();
-    tracing::info!(client = id, "connection opened");
+    match &access.principal {
+        Some(p) => tracing::info!(client = id, sub = %p.sub, "connection opened"),
+        None => tracing::info!(client = id, "connection opened"),
+    }
     let (sink, stream) = socket.split();
     let outbox = client.outbox().clone();
     let writer = tokio::spawn(write(sink, outbox.clone()));
@@ -102,6 +132,8 @@ fn serve(socket: Socket, client: Client, limits: Limits) -> impl Future<Output =
             .publish_rate
             .map(|rate| Box::new(TokenBucket::new(rate))),
         in_flight: None,
+        access,
+        expiry_changed: false,
     };
     run_session(id, opened, session, stream, outbox, writer)
 }
@@ -172,6 +204,29 @@ struct Session {
     /// Publishes in flight to a networked engine (empty on the memory engine).
     /// Made at the first such publish: an idle connection does not pay for it.
     in_flight: Option<Box<InFlight>>,
+    access: Access,
+    /// A `refresh` moved the token's expiry: the session's timer must follow.
+    expiry_changed: bool,
+}
+
+/// What the connection's token allows, and the settings that checked it.
+struct Access {
+    auth: Auth,
+    /// `None` when the server requires no tokens.
+    principal: Option<Principal>,
+}
+
+impl Access {
+    /// When the token expires, as a timer deadline; `None` without a token.
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        let expires_at = self.principal.as_ref()?.expires_at;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let left = Duration::from_secs(expires_at).saturating_sub(now);
+        // Far-future expiries are capped, as tokio's timer is.
+        Some(tokio::time::Instant::now() + left.min(Duration::from_secs(86_400 * 365)))
+    }
 }
 
 /// A connection's publishes in flight to a networked engine, each resolving to its reply, in the
@@ -199,7 +254,8 @@ impl Session {
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
         let tick = tokio::time::sleep_until(pinger.as_ref().map_or(far, Pinger::deadline));
         let closing = outbox.closing();
-        tokio::pin!(tick, closing);
+        let expiry = tokio::time::sleep_until(self.access.deadline().unwrap_or(far));
+        tokio::pin!(tick, closing, expiry);
         let broker = self.client.broker().clone();
         // Why the session ended, and whether the server is closing a connection the client still
         // writes to.
@@ -209,6 +265,7 @@ impl Session {
                 outbox.room().await;
                 stream.next().await
             };
+            let expiring = self.access.principal.is_some();
             // Biased: a frame already read (a pong, say) is seen before the ping deadline.
             let next = tokio::select! {
                 biased;
@@ -219,6 +276,10 @@ impl Session {
                 }
                 next = next => next,
                 close = &mut closing => break (close.reason, Some(close)),
+                _ = &mut expiry, if expiring => {
+                    outbox.close(TOKEN_EXPIRED);
+                    break (TOKEN_EXPIRED.reason, Some(TOKEN_EXPIRED));
+                }
                 _ = &mut tick, if pinger.is_some() => {
                     if let Some(p) = &mut pinger {
                         if !p.tick(&outbox) {
@@ -237,7 +298,12 @@ impl Session {
             match next {
                 // Boxed: handling a frame (a subscribe above all) needs far more room than
                 // waiting for one, and an idle connection would otherwise carry that room.
-                Some(Ok(Message::Text(text))) => Box::pin(self.handle_text(&text)).await,
+                Some(Ok(Message::Text(text))) => {
+                    Box::pin(self.handle_text(&text)).await;
+                    if std::mem::take(&mut self.expiry_changed) {
+                        expiry.as_mut().reset(self.access.deadline().unwrap_or(far));
+                    }
+                }
                 Some(Ok(Message::Binary(_))) => self.reply_error(
                     None,
                     ErrorCode::BadRequest,
@@ -322,6 +388,22 @@ impl Session {
         if !matches!(frame.command, Command::Publish { .. }) {
             self.settle().await;
         }
+        if let Command::Refresh { token } = &frame.command {
+            return self.refresh(token, request_id);
+        }
+        let need = match &frame.command {
+            Command::Subscribe { topic, .. } => Some(Need::Subscribe(topic)),
+            Command::Publish { topic, .. } => Some(Need::Publish(topic)),
+            _ => None,
+        };
+        if let Some(need) = need
+            && !self
+                .access
+                .auth
+                .permits(self.access.principal.as_ref(), need)
+        {
+            return self.reply_error(request_id, ErrorCode::Forbidden, &need.refused());
+        }
         let client = &mut self.client;
         let result = match frame.command {
             Command::Subscribe { topic, replay } => {
@@ -380,10 +462,73 @@ impl Session {
                 reply(client, &ServerFrame::Pong { request_id });
                 Ok(())
             }
+            // Answered above, before the rights check.
+            Command::Refresh { .. } => Ok(()),
         };
         if let Err(e) = result {
             self.reply_error(request_id, e.code(), &e.to_string());
         }
+    }
+
+    /// Replaces the connection's token with `token`: valid, for the same `sub`, expiring no
+    /// earlier. Subscriptions its rights no longer cover end with `subscription_revoked`. A
+    /// refused refresh leaves the current token in force.
+    fn refresh(&mut self, token: &str, request_id: Option<&str>) {
+        let Some((sub, expires_at)) = self
+            .access
+            .principal
+            .as_ref()
+            .map(|p| (p.sub.clone(), p.expires_at))
+        else {
+            return self.reply_error(
+                request_id,
+                ErrorCode::BadRequest,
+                "this server requires no tokens: there is nothing to refresh",
+            );
+        };
+        let new = match self.access.auth.authenticate(Some(token)) {
+            Ok(Some(new)) => new,
+            Ok(None) => return, // no tokens required: answered above
+            Err(refusal) => {
+                let message = format!("{}; the current token stays in force", refusal.message());
+                return self.reply_error(request_id, ErrorCode::Unauthorized, &message);
+            }
+        };
+        if new.sub != sub {
+            return self.reply_error(
+                request_id,
+                ErrorCode::Forbidden,
+                "a refresh must keep the token's subject (sub); the current token stays in force",
+            );
+        }
+        if new.expires_at < expires_at {
+            return self.reply_error(
+                request_id,
+                ErrorCode::BadRequest,
+                "the new token expires before the current one; the current token stays in force",
+            );
+        }
+        let revoked: Vec<Arc<str>> = self
+            .client
+            .subscribed_topics()
+            .filter(|topic| !new.rights.allows(Need::Subscribe(topic)))
+            .cloned()
+            .collect();
+        for topic in revoked {
+            // The name came from a subscription, so it is valid and this cannot fail.
+            let _ = self.client.unsubscribe(&topic);
+            self.queue_reply(encode_server_frame(&ServerFrame::SubscriptionRevoked {
+                topic: &topic,
+            }));
+        }
+        tracing::info!(client = self.client.id(), sub = %new.sub, "token refreshed");
+        self.expiry_changed = new.expires_at != expires_at;
+        let expires_at = new.expires_at;
+        self.access.principal = Some(new);
+        self.queue_reply(encode_server_frame(&ServerFrame::Refreshed {
+            expires_at,
+            request_id,
+        }));
     }
 
     fn reply_error(&mut self, request_id: Option<&str>, code: ErrorCode, message: &str) {

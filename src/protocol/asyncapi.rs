@@ -1,4 +1,4 @@
-//! The AsyncAPI 3.0 document of the WebSocket protocol at `/ws`.
+//! The AsyncAPI 3.1 document of the WebSocket protocol at `/ws`.
 //!
 //! Every message payload is the utoipa schema of one variant of [`ClientFrameSchema`] or
 //! [`ServerFrame`], the types the code parses and sends, so the document cannot drift from the
@@ -14,15 +14,16 @@ use super::{
 
 /// Each client action and the server action that acknowledges it; any of them may instead be
 /// answered with `error`.
-pub const REPLIES: [(&str, &str); 4] = [
+pub const REPLIES: [(&str, &str); 5] = [
     ("subscribe", "subscribed"),
     ("unsubscribe", "unsubscribed"),
     ("publish", "published"),
     ("ping", "pong"),
+    ("refresh", "refreshed"),
 ];
 
 /// Server actions sent on the server's own initiative, not as a reply.
-pub const EVENTS: [&str; 3] = ["message", "lagged", "topic_deleted"];
+pub const EVENTS: [&str; 4] = ["message", "lagged", "topic_deleted", "subscription_revoked"];
 
 /// The server action that answers a client frame that failed.
 pub const ERROR: &str = "error";
@@ -38,7 +39,7 @@ pub fn asyncapi_json() -> String {
     serde_json::to_string_pretty(&asyncapi()).unwrap_or_default() + "\n"
 }
 
-/// The AsyncAPI 3.0 document.
+/// The AsyncAPI 3.1 document.
 pub fn asyncapi() -> Value {
     let mut schemas = component_schemas();
     let client = variants(schemas.remove("ClientFrameSchema"));
@@ -65,7 +66,7 @@ pub fn asyncapi() -> Value {
         .collect();
 
     json!({
-        "asyncapi": "3.0.0",
+        "asyncapi": "3.1.0",
         "info": {
             "title": "pubsub WebSocket protocol",
             "version": env!("CARGO_PKG_VERSION"),
@@ -73,8 +74,22 @@ pub fn asyncapi() -> Value {
     Every frame either way is one JSON object in a text frame, tagged by `action`. Every client frame \
     gets exactly one reply, its ack or an `error`, in the order sent; a reply echoes the frame's \
     `request_id` when it had one. An error never closes the connection. The REST API (topics, history, \
-    statistics) is described by the OpenAPI document at `/api-doc/openapi.json`.",
-            "license": { "name": env!("CARGO_PKG_LICENSE") }
+    statistics) is described by the OpenAPI document at `/api-doc/openapi.json`.\n\n\
+    **Tokens.** When the server is started with an `--auth-*` key, the handshake must carry a JWT: \
+    in `Authorization: Bearer TOKEN` or, from a browser (whose WebSocket cannot set headers), in the \
+    `token` query parameter (`/ws?token=TOKEN`). Without a valid one the handshake is refused with \
+    HTTP 401 `unauthorized` before the upgrade. A `subscribe` or `publish` the token's rights do not \
+    cover is answered with an `error` frame `forbidden`; the connection stays open. At the token's \
+    `exp` the server closes the connection with code 4001 and reason `token expired`, unless a \
+    `refresh` with a later token for the same `sub` came first.\n\n\
+    **Origins.** A handshake from a web page whose `Origin` is neither the server's own nor one of \
+    `--allowed-origin` is refused with HTTP 403 `forbidden_origin` before the upgrade.",
+            "license": { "name": env!("CARGO_PKG_LICENSE") },
+            "contact": { "name": "pubsub maintainers" },
+            "tags": [
+                { "name": "websocket", "description": "One WebSocket at `/ws` per client." },
+                { "name": "pubsub", "description": "Topics, subscriptions and delivery." }
+            ]
         },
         "defaultContentType": "application/json",
         "servers": {
@@ -82,7 +97,21 @@ pub fn asyncapi() -> Value {
                 "host": "localhost:8000",
                 "protocol": "ws",
                 "description": "The server as `cargo run` starts it (change the address with \
-    `--host` and `--port`)."
+    `--host` and `--port`).",
+                "security": [
+                    { "$ref": "#/components/securitySchemes/bearer" },
+                    { "$ref": "#/components/securitySchemes/tokenQuery" }
+                ]
+            },
+            "local-tls": {
+                "host": "localhost:8000",
+                "protocol": "wss",
+                "description": "The same server started with `--tls-cert` and `--tls-key`: WebSocket \
+    over TLS.",
+                "security": [
+                    { "$ref": "#/components/securitySchemes/bearer" },
+                    { "$ref": "#/components/securitySchemes/tokenQuery" }
+                ]
             }
         },
         "channels": {
@@ -90,15 +119,53 @@ pub fn asyncapi() -> Value {
                 "address": "/ws",
                 "title": "The WebSocket",
                 "description": "One connection carries any number of subscriptions.",
-                "servers": [{ "$ref": "#/servers/local" }],
+                "servers": [{ "$ref": "#/servers/local" }, { "$ref": "#/servers/local-tls" }],
                 "messages": channel_messages,
-                "bindings": { "ws": { "method": "GET", "bindingVersion": "0.1.0" } }
+                "bindings": { "ws": {
+                    "method": "GET",
+                    "query": {
+                        "type": "object",
+                        "properties": {
+                            "token": {
+                                "type": "string",
+                                "description": "The JWT, for clients that cannot set \
+    `Authorization` (browsers); only when the server requires tokens."
+                            }
+                        }
+                    },
+                    "headers": {
+                        "type": "object",
+                        "properties": {
+                            "Authorization": {
+                                "type": "string",
+                                "pattern": "^Bearer .+$",
+                                "description": "`Bearer TOKEN`; only when the server requires \
+    tokens."
+                            }
+                        }
+                    },
+                    "bindingVersion": "0.1.0"
+                } }
             }
         },
         "operations": operations(),
         "components": {
             "messages": messages,
-            "schemas": schemas
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "`Authorization: Bearer TOKEN` on the handshake."
+                },
+                "tokenQuery": {
+                    "type": "httpApiKey",
+                    "name": "token",
+                    "in": "query",
+                    "description": "The same JWT as the `token` query parameter, for browsers."
+                }
+            }
         }
     })
 }
@@ -150,6 +217,10 @@ fn operations() -> Value {
             "action": "receive",
             "title": format!("Handle `{request}`"),
             "summary": format!("The client sends `{request}`; the server answers `{ack}` or `{ERROR}`."),
+            "description": format!("The client sends a `{request}` frame; the server answers with \
+        exactly one `{ack}` frame, or an `{ERROR}` frame whose `code` says why, in the order the \
+        client's frames were sent and echoing the frame's `request_id` if it had one. An error leaves \
+        the connection open."),
             "channel": { "$ref": "#/channels/ws" },
             "messages": [reference(request)],
             "reply": {
@@ -164,6 +235,9 @@ fn operations() -> Value {
         "title": "Deliver",
         "summary": "Frames the server sends on its own: delivered messages, and notices about \
     subscriptions.",
+        "description": "Each message published to a subscribed topic arrives as a `message` frame \
+    with its seq, in seq order per topic; `lagged` says messages were dropped for a slow \
+    subscriber, `topic_deleted` that a subscription ended with its topic.",
         "channel": { "$ref": "#/channels/ws" },
         "messages": EVENTS.iter().map(|e| reference(e)).collect::<Vec<_>>()
     });
@@ -171,7 +245,7 @@ fn operations() -> Value {
     Value::Object(operations)
 }
 
-/// One example of each client frame, in the README's words. A test parses each one.
+/// One example of each client frame, in the words of docs/websocket.md. A test parses each one.
 fn client_examples() -> Vec<Value> {
     vec![
         json!({"action": "subscribe", "topic": "news", "replay_last": 10, "request_id": "s1"}),
@@ -179,6 +253,7 @@ fn client_examples() -> Vec<Value> {
         json!({"action": "unsubscribe", "topic": "news", "request_id": "u1"}),
         json!({"action": "publish", "topic": "news", "message": {"data": "Hello"}, "request_id": "p1"}),
         json!({"action": "ping", "request_id": "r1"}),
+        json!({"action": "refresh", "token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln", "request_id": "t1"}),
     ]
 }
 
@@ -234,6 +309,11 @@ fn server_examples() -> Vec<Value> {
             dropped: 37,
         }),
         encode_server_frame(&ServerFrame::TopicDeleted { topic: "news" }),
+        encode_server_frame(&ServerFrame::Refreshed {
+            expires_at: 1_795_000_000,
+            request_id: Some("t1"),
+        }),
+        encode_server_frame(&ServerFrame::SubscriptionRevoked { topic: "news" }),
     ];
     frames
         .iter()
@@ -305,6 +385,26 @@ mod tests {
             let back = serde_json::to_value(ClientFrameSchema::from(&frame)).expect("encode");
             assert_eq!(back, example);
         }
+    }
+
+    #[test]
+    fn the_handshake_authentication_and_the_expiry_close_are_declared() {
+        let document = asyncapi();
+        let schemes = &document["components"]["securitySchemes"];
+        assert_eq!(schemes["bearer"]["scheme"], "bearer");
+        assert_eq!(schemes["tokenQuery"]["in"], "query");
+        assert_eq!(schemes["tokenQuery"]["name"], "token");
+        let security = document["servers"]["local"]["security"].as_array();
+        assert_eq!(security.map(Vec::len), Some(2));
+        let binding = &document["channels"]["ws"]["bindings"]["ws"];
+        assert!(binding["query"]["properties"]["token"].is_object());
+        assert!(binding["headers"]["properties"]["Authorization"].is_object());
+        let description = document["info"]["description"].as_str().unwrap_or_default();
+        let close = format!(
+            "code {} and reason `token expired`",
+            crate::protocol::close::TOKEN_EXPIRED
+        );
+        assert!(description.contains(&close), "{description}");
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub enum Command<'a> {
         message: &'a RawValue,
     },
     Ping,
+    /// Replaces the connection's token with a later one for the same subject.
+    Refresh {
+        token: Cow<'a, str>,
+    },
 }
 
 #[cfg(test)]
@@ -120,6 +124,19 @@ pub enum ClientFrameSchema {
         #[schema(nullable = false)]
         request_id: Option<String>,
     },
+    /// Replaces the connection's token (when the server requires tokens) with a valid one for
+    /// the same `sub` that expires no earlier: acked with `refreshed`. Without it, the server
+    /// closes the connection with 4001 "token expired" at the token's `exp`. The new token's
+    /// rights apply from then on: a subscription they no longer allow ends with
+    /// `subscription_revoked`.
+    Refresh {
+        /// The new JWT.
+        token: String,
+        /// Echoed in the reply.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
+        request_id: Option<String>,
+    },
 }
 
 impl From<&ClientFrame<'_>> for ClientFrameSchema {
@@ -152,6 +169,10 @@ impl From<&ClientFrame<'_>> for ClientFrameSchema {
                 request_id,
             },
             Command::Ping => ClientFrameSchema::Ping { request_id },
+            Command::Refresh { token } => ClientFrameSchema::Refresh {
+                token: token.to_string(),
+                request_id,
+            },
         }
     }
 }
@@ -174,6 +195,8 @@ struct RawFrame<'a> {
     since_seq: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "present")]
     epoch: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    token: Option<&'a RawValue>,
 }
 
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
@@ -217,9 +240,13 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame<'_>, FrameError<'_>>
                 .ok_or_else(|| fail("missing field 'message' (any JSON value)".to_owned()))?,
         },
         "ping" => Command::Ping,
+        "refresh" => Command::Refresh {
+            token: required(raw.token, "token", "a string", string).map_err(&fail)?,
+        },
         other => {
             return Err(fail(format!(
-                "unknown action '{other}': expected subscribe, unsubscribe, publish or ping"
+                "unknown action '{other}': expected subscribe, unsubscribe, publish, ping or \
+                 refresh"
             )));
         }
     };

@@ -41,13 +41,21 @@ pub enum ErrorCode {
     /// The engine behind this node (Redis) did not answer in time or refused; nothing was done.
     /// Retry, on this node or another.
     EngineUnavailable,
+    /// No valid token came with the request (missing, malformed, badly signed, expired, ...);
+    /// the message says which. REST answers it with `WWW-Authenticate: Bearer`.
+    Unauthorized,
+    /// The token is valid but its rights do not cover this action.
+    Forbidden,
+    /// The request came from a web page whose origin is neither the server's own nor one of
+    /// `--allowed-origin` (the browser's `Origin` header).
+    ForbiddenOrigin,
     /// The server failed; the message says what happened. (Kept last: see [`ErrorCode::ALL`].)
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (the order of [`ErrorCode::index`]).
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidTopic,
         ErrorCode::TopicNotFound,
@@ -64,6 +72,9 @@ impl ErrorCode {
         ErrorCode::TooManyTopics,
         ErrorCode::RateLimited,
         ErrorCode::EngineUnavailable,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::ForbiddenOrigin,
         ErrorCode::Internal,
     ];
 
@@ -91,6 +102,9 @@ impl ErrorCode {
             ErrorCode::TooManyTopics => "too_many_topics",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::EngineUnavailable => "engine_unavailable",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::ForbiddenOrigin => "forbidden_origin",
             ErrorCode::Internal => "internal",
         }
     }

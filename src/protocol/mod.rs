@@ -98,6 +98,8 @@ pub mod close {
     pub const INTERNAL_ERROR: u16 = 1011;
     /// Never sent: stands for a connection that broke without a close frame.
     pub const ABNORMAL: u16 = 1006;
+    /// The connection's token expired and no `refresh` came in time (a private-use code).
+    pub const TOKEN_EXPIRED: u16 = 4001;
 }
 
 #[cfg(test)]

@@ -161,6 +161,11 @@ pub struct Stats {
     pub http_connections: u64,
     /// Connections closed on arrival because `--max-http-connections` were open, since start.
     pub http_connections_refused: u64,
+    /// Whether this node serves HTTPS and WSS (`--tls-cert`, `--tls-key`).
+    pub tls: bool,
+    /// Connections closed because their TLS handshake failed or took longer than
+    /// `--request-timeout`, since start.
+    pub tls_handshakes_failed: u64,
     /// Subscriptions across all topics, connections and live nodes.
     pub subscriptions: u64,
     /// This node's id (see `nodes`).

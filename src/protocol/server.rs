@@ -79,6 +79,18 @@ pub enum ServerFrame<'a> {
     Lagged { topic: &'a str, dropped: u64 },
     /// The topic was deleted; the client is no longer subscribed to it.
     TopicDeleted { topic: &'a str },
+    /// Acknowledges `refresh`: the new token applies from now on.
+    Refreshed {
+        /// When the new token expires, in seconds since the Unix epoch: refresh before then.
+        expires_at: u64,
+        /// The `request_id` of the client frame this answers, when it had one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
+        request_id: Option<&'a str>,
+    },
+    /// After a `refresh`: the new token does not allow this subscription, so it has ended; the
+    /// client is no longer subscribed to the topic.
+    SubscriptionRevoked { topic: &'a str },
 }
 
 /// Serializes a frame into the text sent on the socket.

@@ -1,7 +1,9 @@
-//! Serving the app on a listener, and shutting down gracefully: stop accepting, close every
-//! WebSocket with 1001 "going away", let in-flight requests finish, all within a timeout.
+//! Serving the app on a listener, over plain TCP or TLS, and shutting down gracefully: stop
+//! accepting, close every WebSocket with 1001 "going away", let in-flight requests finish, all
+//! within a timeout.
 
 mod connection;
+mod tls;
 
 use std::future::Future;
 use std::time::Duration;
@@ -9,12 +11,25 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::auth::Auth;
 use crate::broker::{Broker, Close};
-use crate::http::{Connections, Counted, Limits, PeerAddr, app};
+use crate::http::{Connections, Counted, Limits, Origins, PeerAddr, app};
 use connection::{Activity, Tracked};
+pub use tls::Tls;
+
+/// How the server meets the network beyond its routes: TLS or not, and which browser origins
+/// besides its own may use it.
+#[derive(Clone, Default)]
+pub struct Edge {
+    /// Serve HTTPS and WSS; plain HTTP and WS when `None`.
+    pub tls: Option<Tls>,
+    /// Origins allowed besides the server's own.
+    pub origins: Origins,
+}
 
 /// Serves until `shutdown` resolves, then shuts down gracefully within `grace`.
 ///
@@ -25,11 +40,20 @@ pub async fn serve(
     listener: TcpListener,
     broker: Broker,
     limits: Limits,
+    auth: Auth,
+    edge: Edge,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
-    let connections = Connections::new(limits.max_http_connections);
-    let service = warp::service(app(broker.clone(), limits, connections.clone()));
+    let connections = Connections::new(limits.max_http_connections, edge.tls.is_some());
+    let origins = edge.origins.for_scheme(edge.tls.is_some());
+    let service = warp::service(app(
+        broker.clone(),
+        limits,
+        connections.clone(),
+        auth,
+        origins,
+    ));
     let http = builder(limits);
     // Tells every HTTP connection that the server is shutting down; closed once all have ended.
     let (server_closing, _) = watch::channel(false);
@@ -62,21 +86,51 @@ pub async fn serve(
             activity.clone(),
             PeerAddr(peer),
         );
-        let io = TokioIo::new(Counted::new(stream, place));
-        let connection = http
-            .serve_connection_with_upgrades(io, service)
-            .into_owned();
-        tokio::spawn(connection::run(
-            connection,
-            |connection| connection.graceful_shutdown(),
-            activity,
-            limits.request_timeout,
-            server_closing.subscribe(),
-        ));
+        let io = Counted::new(stream, place);
+        let (http, closing) = (http.clone(), server_closing.subscribe());
+        let timeout = limits.request_timeout;
+        let serve = move |io: Box<dyn Io>| {
+            let connection = http
+                .serve_connection_with_upgrades(TokioIo::new(io), service)
+                .into_owned();
+            connection::run(
+                connection,
+                |connection| connection.graceful_shutdown(),
+                activity,
+                timeout,
+                closing,
+            )
+        };
+        match &edge.tls {
+            None => {
+                tokio::spawn(serve(Box::new(io)));
+            }
+            // The handshake runs on the connection's task: the loop goes back to accepting.
+            // A shutdown ends a handshake still under way.
+            Some(tls) => {
+                let (tls, connections) = (tls.clone(), connections.clone());
+                let mut shutting_down = server_closing.subscribe();
+                tokio::spawn(async move {
+                    let accepted = tokio::select! {
+                        accepted = tls.accept(io, &connections) => accepted,
+                        _ = shutting_down.wait_for(|closing| *closing) => None,
+                    };
+                    drop(shutting_down);
+                    if let Some(io) = accepted {
+                        serve(Box::new(io)).await;
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     close_all(&broker, &server_closing, grace).await;
 }
+
+/// A connection's byte stream, plain TCP or TLS over it, behind one type so that one code path
+/// serves both.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Closes every connection, HTTP ones gracefully and WebSockets with 1001, and waits for them
 /// to end, within `grace`.

@@ -2,7 +2,7 @@
 // document, and "Try it out" + "Execute" on GET /topics and POST /topics show what the server
 // really answered (checked against plain REST calls made beside the browser).
 // Usage: node swagger_ui.mjs http://HOST:PORT   (prints a JSON report; exit 0 = all checks passed)
-import { baseUrl, check, launch, run } from './browser.mjs';
+import { baseUrl, check, launch, run, tryItOut } from './browser.mjs';
 
 const base = baseUrl();
 const TOPIC = 'from-swagger-ui';
@@ -24,34 +24,6 @@ function operationsOf(spec) {
       .filter((m) => item[m])
       .map((m) => ({ method: m.toUpperCase(), path, tag: item[m].tags[0], id: item[m].operationId })),
   );
-}
-
-/** Expands an operation, presses "Try it out", lets `edit` fill it in, presses "Execute" and
- * returns the status and body Swagger UI shows for the live response. */
-async function tryItOut(page, op, edit = async () => {}) {
-  const block = page.locator(`#operations-${op.tag}-${op.id}`);
-  if (!(await block.locator('.opblock-body').first().isVisible())) {
-    await block.locator('.opblock-summary-control').click();
-  }
-  // The body renders after the click: wait for its try-out button before reading its state.
-  await block.locator('.try-out__btn').first().waitFor({ timeout: 15_000 });
-  const tryOut = block.locator('.try-out__btn', { hasText: 'Try it out' });
-  if ((await tryOut.count()) > 0) {
-    await tryOut.click();
-  }
-  await block.locator('.btn.execute').waitFor({ timeout: 15_000 });
-  await edit(block);
-  // Clear the previous live response, so the one read below is the new one.
-  const clear = block.locator('.btn-clear');
-  if ((await clear.count()) > 0) {
-    await clear.click();
-  }
-  await block.locator('.btn.execute').click();
-  const live = block.locator('.live-responses-table');
-  const status = live.locator('tbody .response-col_status').first();
-  await status.waitFor({ timeout: 15_000 });
-  const text = await live.locator('.response-col_description pre.microlight').first().textContent();
-  return { status: Number((await status.textContent()).trim()), body: JSON.parse(text) };
 }
 
 await run(async (report) => {

@@ -1,10 +1,11 @@
-// Unit tests of clients/js/pubsub-client.mjs with a fake WebSocket: backoff, URLs, the resume
-// bookkeeping (each seq once, gaps, epoch changes, lagged), reply matching, liveness, the token.
+// Unit tests of the JavaScript client as built (clients/js/dist, compiled from clients/js/src)
+// with a fake WebSocket: backoff, URLs, the resume bookkeeping (each seq once, gaps, epoch
+// changes, lagged), reply matching, liveness, the token and its refresh, the REST helper.
 // Run by tests/js_client.rs: `node --test tests/clients/js_client_unit.mjs`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { PubSubClient, backoffDelay, websocketUrl } from '../../clients/js/pubsub-client.mjs';
+import { PubSubClient, PubSubError, backoffDelay, rest, websocketUrl } from '../../clients/js/dist/index.js';
 
 /** A WebSocket the test plays the server of. */
 class FakeSocket {
@@ -209,11 +210,70 @@ test('a silent connection is pinged, then replaced', async () => {
   client.close();
 });
 
-test('the token goes out as a bearer token where the runtime allows headers', async () => {
-  const client = await connected({ token: 's3cret' });
-  assert.deepEqual(socket().init, { headers: { Authorization: 'Bearer s3cret' } });
+test('the token goes out as the token query parameter of every connection', async () => {
+  const client = await connected({ token: 's3 cr&t' });
+  assert.equal(socket().url, 'ws://localhost:8000/ws?token=s3+cr%26t');
+  assert.equal(socket().init, undefined, 'no second argument: browsers take no headers');
+  const before = FakeSocket.all.length;
+  socket().cut();
+  while (FakeSocket.all.length === before) await tick(1);
+  assert.equal(new URL(socket().url).searchParams.get('token'), 's3 cr&t');
   client.close();
   const plain = await connected();
-  assert.equal(socket().init, undefined);
+  assert.equal(socket().url, 'ws://localhost:8000/ws');
   plain.close();
+  assert.equal(websocketUrl('http://h:1/base/', 't'), 'ws://h:1/base/ws?token=t');
+});
+
+test('refresh sends the new token, resolves on refreshed, and later connections carry it', async () => {
+  const client = await connected({ token: 'old' });
+  const refreshed = client.refresh('new');
+  const [frame] = socket().take();
+  assert.deepEqual({ ...frame, request_id: undefined }, { action: 'refresh', token: 'new', request_id: undefined });
+  let settled = false;
+  refreshed.then(() => { settled = true; }, () => { settled = true; });
+  await tick();
+  assert.equal(settled, false, 'not before the server answers');
+  socket().push({ action: 'refreshed', request_id: frame.request_id });
+  assert.equal(await refreshed, undefined);
+
+  const refused = client.refresh('expired');
+  const [second] = socket().take();
+  socket().push({ action: 'error', error: { code: 'unauthorized', message: 'token expired' }, request_id: second.request_id });
+  await assert.rejects(refused, (e) => e instanceof PubSubError && e.code === 'unauthorized' && /token expired/.test(e.message));
+
+  const lost = client.refresh('third');
+  socket().take();
+  const before = FakeSocket.all.length;
+  socket().cut();
+  await assert.rejects(lost, { code: 'connection_lost' });
+  while (FakeSocket.all.length === before) await tick(1);
+  assert.equal(new URL(socket().url).searchParams.get('token'), 'third');
+  client.close();
+  await assert.rejects(client.refresh('late'), { code: 'closed' });
+});
+
+test('a runtime without WebSocket gets a clear error', async () => {
+  await assert.rejects(PubSubClient.connect('http://localhost:1', { WebSocket: null }), (e) =>
+    e.code === 'connect_failed' && /no WebSocket/.test(e.message));
+});
+
+test('rest sends JSON with the token as a bearer token and returns errors as answers', async () => {
+  const calls = [];
+  const fakeFetch = async (url, init) => {
+    calls.push({ url, init });
+    if (init.method === 'POST') return new Response(JSON.stringify({ name: 'news' }), { status: 201 });
+    if (url.endsWith('/empty')) return new Response(null, { status: 204 });
+    return new Response(JSON.stringify({ error: { code: 'unauthorized', message: 'no token' } }), { status: 401 });
+  };
+  const created = await rest('http://h:1', '/topics', { method: 'POST', body: { name: 'news' }, token: 't0k', fetch: fakeFetch });
+  assert.deepEqual(created, { status: 201, ok: true, body: { name: 'news' } });
+  assert.equal(calls[0].url, 'http://h:1/topics');
+  assert.deepEqual(calls[0].init, {
+    method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer t0k' }, body: '{"name":"news"}',
+  });
+  const denied = await rest('http://h:1', '/stats', { fetch: fakeFetch });
+  assert.deepEqual(denied, { status: 401, ok: false, body: { error: { code: 'unauthorized', message: 'no token' } } });
+  assert.deepEqual(calls[1].init, { method: 'GET', headers: {} });
+  assert.equal((await rest('http://h:1', '/empty', { fetch: fakeFetch })).body, null);
 });

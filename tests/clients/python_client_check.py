@@ -1,7 +1,9 @@
 """Uses the Python client generated from openapi/openapi.json against a live server.
 
-Usage: PYTHONPATH=DIR python3 python_client_check.py BASE_URL WATCHED_TOPIC
-where DIR holds the package `pubsub_client` that openapi-python-client generated. Creates a topic,
+Usage: PYTHONPATH=DIR python3 python_client_check.py BASE_URL WATCHED_TOPIC TOKEN READER_TOKEN
+where DIR holds the package `pubsub_client` that openapi-python-client generated, and the server
+requires tokens: TOKEN has every right, READER_TOKEN may only subscribe. Without a token the
+client gets 401, with the reader's 403; with TOKEN (the generated AuthenticatedClient) it creates a topic,
 publishes over REST (also one message to WATCHED_TOPIC, which the caller watches over WebSocket),
 reads history, lists, reads stats and deletes, and checks error statuses. Prints a JSON report;
 any failed check raises, so the exit status is not 0.
@@ -10,7 +12,7 @@ any failed check raises, so the exit status is not 0.
 import json
 import sys
 
-from pubsub_client import Client
+from pubsub_client import AuthenticatedClient, Client
 from pubsub_client.api.messages import list_messages, publish_message
 from pubsub_client.api.operations import get_health, get_stats
 from pubsub_client.api.topics import create_topic, delete_topic, get_topic, list_topics
@@ -43,11 +45,23 @@ def expect_error(response, status, code):
     return {"status": int(response.status_code), "code": response.parsed.error.code.value}
 
 
-def main(base_url, watched):
+def main(base_url, watched, token, reader_token):
     report = {}
-    with Client(base_url=base_url, raise_on_unexpected_status=True) as client:
-        health = get_health.sync(client=client)
-        expect(health.status == "healthy", f"healthy: {health}")
+    with Client(base_url=base_url) as anonymous:
+        health = get_health.sync(client=anonymous)
+        expect(health.status == "healthy", f"healthy without a token: {health}")
+        refused = create_topic.sync_detailed(client=anonymous, body=CreateTopicRequest(name=TOPIC))
+        report["without_token"] = expect_error(refused, 401, ErrorCode.UNAUTHORIZED)
+        challenge = refused.headers.get("www-authenticate", "")
+        expect(challenge.startswith("Bearer"), f"a bearer challenge: {challenge!r}")
+
+    with AuthenticatedClient(base_url=base_url, token=reader_token) as reader:
+        refused = list_topics.sync_detailed(client=reader)
+        report["reader_lists"] = expect_error(refused, 403, ErrorCode.FORBIDDEN)
+
+    with AuthenticatedClient(
+        base_url=base_url, token=token, raise_on_unexpected_status=True
+    ) as client:
 
         created = create_topic.sync_detailed(client=client, body=CreateTopicRequest(name=TOPIC))
         expect(created.status_code == 201, f"created: {created.status_code}")
@@ -112,6 +126,6 @@ def main(base_url, watched):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: python_client_check.py BASE_URL WATCHED_TOPIC")
-    main(sys.argv[1], sys.argv[2])
+    if len(sys.argv) != 5:
+        sys.exit("usage: python_client_check.py BASE_URL WATCHED_TOPIC TOKEN READER_TOKEN")
+    main(*sys.argv[1:])

@@ -14,6 +14,8 @@ const START_WAIT: Duration = Duration::from_secs(30);
 pub struct ChildServer {
     child: Child,
     pub addr: SocketAddr,
+    /// Every line the process has logged so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ChildServer {
@@ -27,8 +29,8 @@ impl ChildServer {
     pub fn start_with_env(args: &[&str], envs: &[(&str, &str)]) -> ChildServer {
         let mut child = super::cli::pubsub(&["--port", "0"])
             .args(args)
-            .envs(envs.iter().copied())
             .env("RUST_LOG", "warn,pubsub=info,pubsub::http=warn")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -36,6 +38,8 @@ impl ChildServer {
             .expect("spawn pubsub");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = log.clone();
         // Reads the log to its end, so the pipe never fills; shows warnings and errors.
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -43,18 +47,24 @@ impl ChildServer {
                 if line.contains("WARN") || line.contains("ERROR") {
                     eprintln!("pubsub: {line}");
                 }
+                if let Ok(mut kept) = kept.lock() {
+                    kept.push(line.clone());
+                }
                 let _ = tx.send(line);
             }
         });
         let mut server = ChildServer {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
         };
         loop {
             let line = rx
                 .recv_timeout(START_WAIT)
                 .expect("a 'listening on' log line within the wait");
-            if let Some(rest) = line.split("listening on http://").nth(1) {
+            let rest = line.split("listening on ").nth(1);
+            let rest = rest.and_then(|r| r.strip_prefix("http://").or(r.strip_prefix("https://")));
+            if let Some(rest) = rest {
                 let addr = rest.split(|c: char| c.is_whitespace() || c == '/').next();
                 server.addr = addr
                     .and_then(|a| a.parse().ok())
@@ -62,6 +72,11 @@ impl ChildServer {
                 return server;
             }
         }
+    }
+
+    /// The lines logged so far (with `RUST_LOG` as `envs` set it, else warnings and info).
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {

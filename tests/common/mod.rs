@@ -2,6 +2,7 @@
 //! exactly the bytes they mean, malformed ones included) and a WebSocket client.
 #![allow(dead_code)] // each test file uses its own part of the harness
 
+pub mod auth;
 pub mod bench;
 pub mod child;
 pub mod cli;
@@ -9,6 +10,7 @@ pub mod h2;
 pub mod proxy;
 pub mod redis;
 pub mod reference;
+pub mod tls;
 pub mod tools;
 
 use std::net::SocketAddr;
@@ -81,12 +83,16 @@ impl TestServer {
         config.validate().expect("test flags are consistent");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
+        let edge = config.edge().expect("TLS files and origins load");
         let broker = config.broker().await.expect("the engine starts");
+        let auth = config.auth().expect("test auth flags are usable");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(pubsub::server::serve(
             listener,
             broker.clone(),
             config.limits(),
+            auth,
+            edge,
             async move {
                 let _ = stopped.await;
             },
@@ -144,13 +150,11 @@ impl TestServer {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let held = peer.broker.local_stats().subscriptions;
-            let stats = http_request(self.addr, "GET", "/stats", &[], b"")
-                .await
-                .json();
-            let seen = stats["nodes"]
-                .as_array()
-                .and_then(|nodes| nodes.iter().find(|n| n["id"] == peer.broker.node_id()))
-                .and_then(|n| n["subscriptions"].as_u64());
+            // What `/stats` on this node reports, read in process: the route may need a token.
+            let stats = self.broker.stats().await.ok();
+            let seen = stats
+                .and_then(|s| s.nodes.into_iter().find(|n| n.id == peer.broker.node_id()))
+                .map(|n| n.subscriptions);
             if seen == Some(held) {
                 return;
             }
@@ -241,6 +245,7 @@ fn add_node_figures(stats: &mut Value, other: &Value) {
         "connections",
         "http_connections",
         "http_connections_refused",
+        "tls_handshakes_failed",
         "messages_published",
         "messages_delivered",
         "messages_dropped",
@@ -463,6 +468,34 @@ impl WsClient {
             .expect("WebSocket connect");
         assert_eq!(response.status(), 101);
         WsClient { ws }
+    }
+
+    /// Connects with `token` in `Authorization: Bearer` (or, with `in_query`, as `?token=`);
+    /// a refused handshake is its HTTP status and JSON body.
+    pub async fn connect_with_token(
+        addr: SocketAddr,
+        token: Option<&str>,
+        in_query: bool,
+    ) -> Result<Self, (u16, Value)> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = match (token, in_query) {
+            (Some(token), true) => format!("ws://{addr}/ws?token={token}"),
+            _ => format!("ws://{addr}/ws"),
+        };
+        let mut request = url.into_client_request().expect("request");
+        if let (Some(token), false) = (token, in_query) {
+            let value = format!("Bearer {token}").parse().expect("header value");
+            request.headers_mut().insert("authorization", value);
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((ws, _)) => Ok(WsClient { ws }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let status = response.status().as_u16();
+                let body = response.body().as_deref().unwrap_or_default();
+                Err((status, serde_json::from_slice(body).unwrap_or(Value::Null)))
+            }
+            Err(e) => panic!("WebSocket connect: {e}"),
+        }
     }
 
     pub async fn send(&mut self, frame: Value) {

@@ -1,36 +1,58 @@
-//! A TCP proxy on 127.0.0.1 between clients and a server, for breaking connections on purpose:
-//! cut every open connection, refuse new ones (by closing the listening socket) and listen
-//! again on the same port, or stall open connections (they stay open and carry nothing).
+//! A TCP proxy on 127.0.0.1 in front of a server, for breaking connections on purpose: between
+//! clients and the broker (`client_reconnect.rs`), and between nodes and Redis (`redis_faults.rs`,
+//! `history_checker.rs`).
+//!
+//! Two ways to steer it, which combine:
+//! - a standing [`ProxyMode`] (`set`): pass, stall (every connection, open or new, holds and
+//!   carries nothing until the mode changes back), refuse (every connection, open or new, is
+//!   closed; the port still accepts), down (closed, and the port stops listening, so connecting
+//!   gets `ECONNREFUSED`; it listens again on the same port when the mode leaves down);
+//! - one-off actions on what is open now: [`Proxy::cut`] closes every open connection,
+//!   [`Proxy::stall`] freezes every open one for good (until cut) while new ones pass, and
+//!   [`Proxy::refuse`] / [`Proxy::restore`] stop and resume listening, returning once done.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::WAIT;
 
-/// What open connections are told: each count only goes up.
+/// What the proxy does with traffic, until told otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProxyMode {
+    /// Forwards both ways.
+    #[default]
+    Pass,
+    /// Accepts and holds connections, forwarding nothing (a server that does not answer).
+    Stall,
+    /// Closes every connection, open or new (a server that is gone).
+    Refuse,
+    /// Closes every open connection and stops listening, so a new one is refused (a server
+    /// whose process is gone); listens again on the same port after.
+    Down,
+}
+
+/// What every connection and the accept loop watch. The counts only go up: a connection
+/// compares them with what they were when it opened.
 #[derive(Debug, Clone, Copy, Default)]
-struct Signals {
+struct State {
+    mode: ProxyMode,
+    /// Not listening, by [`Proxy::refuse`].
+    refused: bool,
     cuts: u64,
     stalls: u64,
 }
 
-enum Control {
-    Refuse(oneshot::Sender<()>),
-    Restore(oneshot::Sender<()>),
-}
-
-pub struct Proxy {
-    pub addr: SocketAddr,
-    signals: watch::Sender<Signals>,
-    control: mpsc::Sender<Control>,
-    counts: Arc<Counts>,
-    task: JoinHandle<()>,
+impl State {
+    fn listening(&self) -> bool {
+        !self.refused && self.mode != ProxyMode::Down
+    }
 }
 
 #[derive(Default)]
@@ -39,59 +61,80 @@ struct Counts {
     open: AtomicUsize,
 }
 
+pub struct Proxy {
+    pub addr: SocketAddr,
+    state: watch::Sender<State>,
+    /// Whether the port listens now, as the accept loop last set it.
+    listening: watch::Receiver<bool>,
+    counts: Arc<Counts>,
+    task: JoinHandle<()>,
+}
+
 impl Proxy {
     /// Listens on 127.0.0.1 and a free port, forwarding each connection to `upstream`.
     pub async fn start(upstream: SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
-        let (signals, _) = watch::channel(Signals::default());
-        let (control, commands) = mpsc::channel(4);
+        let (state, _) = watch::channel(State::default());
+        let (listening_tx, listening) = watch::channel(true);
         let counts = Arc::new(Counts::default());
         let task = tokio::spawn(accept_loop(
             listener,
             addr,
             upstream,
-            signals.clone(),
-            commands,
+            state.clone(),
+            listening_tx,
             counts.clone(),
         ));
         Proxy {
             addr,
-            signals,
-            control,
+            state,
+            listening,
             counts,
             task,
         }
     }
 
+    /// The URL of a Redis behind this proxy.
+    pub fn redis_url(&self) -> String {
+        format!("redis://{}/0", self.addr)
+    }
+
+    /// Switches the standing mode (see [`ProxyMode`]); takes effect at once for every
+    /// connection, and for listening as soon as the accept loop sees it.
+    pub fn set(&self, mode: ProxyMode) {
+        self.state.send_modify(|s| s.mode = mode);
+    }
+
     /// Closes every open connection, both sides.
     pub fn cut(&self) {
-        self.signals.send_modify(|s| s.cuts += 1);
+        self.state.send_modify(|s| s.cuts += 1);
     }
 
-    /// Open connections stop carrying bytes either way but stay open; new ones work.
+    /// Open connections stop carrying bytes either way but stay open (until cut); new ones work.
     pub fn stall(&self) {
-        self.signals.send_modify(|s| s.stalls += 1);
+        self.state.send_modify(|s| s.stalls += 1);
     }
 
-    /// Stops listening: connecting is refused until [`Proxy::restore`].
+    /// Stops listening: connecting is refused until [`Proxy::restore`]. Returns once the port
+    /// is closed.
     pub async fn refuse(&self) {
-        let (done, wait) = oneshot::channel();
-        self.control
-            .send(Control::Refuse(done))
-            .await
-            .expect("proxy running");
-        wait.await.expect("proxy refused");
+        self.state.send_modify(|s| s.refused = true);
+        self.wait_listening(false).await;
     }
 
-    /// Listens again, on the same port.
+    /// Listens again, on the same port; returns once it does.
     pub async fn restore(&self) {
-        let (done, wait) = oneshot::channel();
-        self.control
-            .send(Control::Restore(done))
+        self.state.send_modify(|s| s.refused = false);
+        self.wait_listening(true).await;
+    }
+
+    async fn wait_listening(&self, listening: bool) {
+        let mut rx = self.listening.clone();
+        tokio::time::timeout(WAIT, rx.wait_for(|l| *l == listening))
             .await
+            .expect("the proxy changes its listening in time")
             .expect("proxy running");
-        wait.await.expect("proxy restored");
     }
 
     /// Connections accepted and forwarded so far.
@@ -116,12 +159,27 @@ async fn accept_loop(
     listener: TcpListener,
     addr: SocketAddr,
     upstream: SocketAddr,
-    signals: watch::Sender<Signals>,
-    mut commands: mpsc::Receiver<Control>,
+    state: watch::Sender<State>,
+    listening: watch::Sender<bool>,
     counts: Arc<Counts>,
 ) {
+    let mut changes = state.subscribe();
     let mut listener = Some(listener);
     loop {
+        let want = changes.borrow_and_update().listening();
+        match (&listener, want) {
+            (Some(_), false) => {
+                listener = None;
+                listening.send_replace(false);
+                continue;
+            }
+            (None, true) => {
+                listener = Some(rebind(addr).await);
+                listening.send_replace(true);
+                continue;
+            }
+            _ => {}
+        }
         let accepted = async {
             match &listener {
                 Some(l) => l.accept().await.ok(),
@@ -133,21 +191,9 @@ async fn accept_loop(
                 let Some((stream, _)) = accepted else { continue };
                 counts.accepted.fetch_add(1, Ordering::Relaxed);
                 let guard = OpenGuard::new(counts.clone());
-                tokio::spawn(forward(stream, upstream, signals.subscribe(), guard));
+                tokio::spawn(relay(stream, upstream, state.subscribe(), guard));
             }
-            command = commands.recv() => match command {
-                Some(Control::Refuse(done)) => {
-                    listener = None;
-                    let _ = done.send(());
-                }
-                Some(Control::Restore(done)) => {
-                    if listener.is_none() {
-                        listener = Some(rebind(addr).await);
-                    }
-                    let _ = done.send(());
-                }
-                None => return,
-            },
+            changed = changes.changed() => if changed.is_err() { return },
         }
     }
 }
@@ -188,30 +234,45 @@ impl Drop for OpenGuard {
     }
 }
 
-async fn forward(
+/// Relays one connection until either side ends it or the state says to drop it; while
+/// stalled, reads nothing and writes nothing.
+async fn relay(
     mut client: TcpStream,
     upstream: SocketAddr,
-    mut signals: watch::Receiver<Signals>,
+    mut state: watch::Receiver<State>,
     _open: OpenGuard,
 ) {
-    let at_start = *signals.borrow_and_update();
+    let at_start = *state.borrow_and_update();
+    if matches!(at_start.mode, ProxyMode::Refuse | ProxyMode::Down) {
+        return;
+    }
     let Ok(mut server) = TcpStream::connect(upstream).await else {
         return;
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
-    let cut = |s: &Signals| s.cuts > at_start.cuts;
-    let stalled = |s: &Signals| s.stalls > at_start.stalls;
-    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
-    tokio::select! {
-        _ = copy => return,
-        signal = signals.wait_for(|s| cut(s) || stalled(s)) => {
-            if signal.map_or(true, |s| cut(&s)) {
+    let (mut a, mut b) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
+    loop {
+        let now = *state.borrow_and_update();
+        if now.cuts > at_start.cuts || matches!(now.mode, ProxyMode::Refuse | ProxyMode::Down) {
+            return;
+        }
+        if now.mode == ProxyMode::Stall || now.stalls > at_start.stalls {
+            if state.changed().await.is_err() {
                 return;
             }
+            continue;
+        }
+        tokio::select! {
+            changed = state.changed() => if changed.is_err() { return },
+            n = client.read(&mut a) => match n {
+                Ok(0) | Err(_) => return,
+                Ok(n) => if server.write_all(&a[..n]).await.is_err() { return },
+            },
+            n = server.read(&mut b) => match n {
+                Ok(0) | Err(_) => return,
+                Ok(n) => if client.write_all(&b[..n]).await.is_err() { return },
+            },
         }
     }
-    // Stalled: hold both sockets open, carrying nothing, until cut.
-    let _ = signals.wait_for(cut).await;
-    drop((client, server));
 }

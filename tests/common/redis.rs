@@ -1,18 +1,12 @@
 //! Redis for the tests: a `redis-server` of the test's own (never the machine's default port),
-//! on a free port, in a temporary folder, stopped by its pid when dropped; a Redis Cluster of
-//! three such servers; and a proxy between a node and Redis that can stall, close every connection,
-//! or stop listening (connections refused).
+//! on a free port, in a temporary folder, stopped by its pid when dropped; and a Redis Cluster of
+//! three such servers. The proxy put between a node and Redis to stall, close or refuse its
+//! connections is `super::proxy` (the one the client tests use).
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 use super::tools::missing_tool;
 
@@ -233,144 +227,5 @@ impl RedisCluster {
             .map(|n| format!("redis://127.0.0.1:{}", n.port))
             .collect::<Vec<_>>()
             .join(",")
-    }
-}
-
-/// What the proxy does with traffic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ProxyMode {
-    /// Forwards both ways.
-    Pass = 0,
-    /// Accepts and holds connections, forwarding nothing (a Redis that does not answer).
-    Stall = 1,
-    /// Closes every connection, open or new (a Redis that is gone).
-    Refuse = 2,
-    /// Closes every open connection and stops listening, so a new one is refused
-    /// (`ECONNREFUSED`: a Redis whose process is gone); listens again on the same port after.
-    Down = 3,
-}
-
-/// A TCP proxy on loopback in front of `target`, whose behaviour the test switches.
-pub struct Proxy {
-    pub addr: SocketAddr,
-    mode: Arc<AtomicU8>,
-    changed: watch::Sender<u8>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    pub async fn start(target: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy addr");
-        let mode = Arc::new(AtomicU8::new(ProxyMode::Pass as u8));
-        let (changed, _) = watch::channel(0u8);
-        let (m, c) = (mode.clone(), changed.clone());
-        let task = tokio::spawn(async move {
-            let mut listener = Some(listener);
-            let mut changes = c.subscribe();
-            loop {
-                let down = mode_of(&m) == ProxyMode::Down;
-                match &listener {
-                    Some(_) if down => listener = None,
-                    Some(l) => tokio::select! {
-                        accepted = l.accept() => {
-                            let Ok((client, _)) = accepted else { return };
-                            let (m, rx) = (m.clone(), c.subscribe());
-                            tokio::spawn(relay(client, target, m, rx));
-                        }
-                        _ = changes.changed() => {}
-                    },
-                    None if down => {
-                        if changes.changed().await.is_err() {
-                            return;
-                        }
-                    }
-                    None => listener = Some(rebind(addr).await),
-                }
-            }
-        });
-        Proxy {
-            addr,
-            mode,
-            changed,
-            task,
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://{}/0", self.addr)
-    }
-
-    pub fn set(&self, mode: ProxyMode) {
-        self.mode.store(mode as u8, Ordering::SeqCst);
-        self.changed.send_replace(mode as u8);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-fn mode_of(mode: &AtomicU8) -> ProxyMode {
-    match mode.load(Ordering::SeqCst) {
-        1 => ProxyMode::Stall,
-        2 => ProxyMode::Refuse,
-        3 => ProxyMode::Down,
-        _ => ProxyMode::Pass,
-    }
-}
-
-/// Listens on `addr` again (the port was ours a moment ago; retried for a while).
-async fn rebind(addr: SocketAddr) -> TcpListener {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match TcpListener::bind(addr).await {
-            Ok(listener) => return listener,
-            Err(e) if Instant::now() >= deadline => panic!("proxy cannot listen on {addr}: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    }
-}
-
-/// Relays one connection until it ends or the mode says to drop it; while stalled, reads
-/// nothing and writes nothing.
-async fn relay(
-    mut client: TcpStream,
-    target: SocketAddr,
-    mode: Arc<AtomicU8>,
-    mut changed: watch::Receiver<u8>,
-) {
-    if matches!(mode_of(&mode), ProxyMode::Refuse | ProxyMode::Down) {
-        return;
-    }
-    let Ok(mut server) = TcpStream::connect(target).await else {
-        return;
-    };
-    let (mut a, mut b) = ([0u8; 16 * 1024], [0u8; 16 * 1024]);
-    loop {
-        match mode_of(&mode) {
-            ProxyMode::Refuse | ProxyMode::Down => return,
-            ProxyMode::Stall => {
-                if changed.changed().await.is_err() {
-                    return;
-                }
-                continue;
-            }
-            ProxyMode::Pass => {}
-        }
-        tokio::select! {
-            _ = changed.changed() => continue,
-            n = client.read(&mut a) => match n {
-                Ok(0) | Err(_) => return,
-                Ok(n) => if server.write_all(&a[..n]).await.is_err() { return },
-            },
-            n = server.read(&mut b) => match n {
-                Ok(0) | Err(_) => return,
-                Ok(n) => if client.write_all(&b[..n]).await.is_err() { return },
-            },
-        }
     }
 }

@@ -4,7 +4,8 @@
 //! server keeps serving meanwhile.
 //!
 //! What is fetched, once per `cargo test` run: the npm packages of `tests/browser` (`npm ci`,
-//! when `node_modules` lacks one), and a Python venv under `target/` with the packages the
+//! when `node_modules` lacks one), the JavaScript client's TypeScript compiler (`npm ci` in
+//! `clients/js`), and a Python venv under `target/` with the packages the
 //! Python-based tests use ([`PYTHON_PACKAGES`]), when no `python3` on the machine has them.
 //! `PUBSUB_FETCH_TOOLS=0` turns fetching off. Chromium and curl are not fetched: they are
 //! system packages (`.ci/run` installs them).
@@ -23,7 +24,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The packages the Python-based tests need: the README's examples (`websockets`), the
+/// The packages the Python-based tests need: the examples of README.md and docs/ (`websockets`), the
 /// generated client (`openapi-python-client`, and `python-dateutil`, which the generated code
 /// imports), `tests/schemathesis.rs` (the same range `.ci/run` installs), and
 /// `tests/compose.rs` (`pyyaml`, to read `compose.yaml`).
@@ -268,6 +269,41 @@ pub fn node_missing(packages: &[&str]) -> Option<String> {
         },
     )?;
     npm_package_missing(packages)
+}
+
+/// The JavaScript client's npm package (TypeScript source, committed `dist/`).
+pub fn js_client_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/js")
+}
+
+/// Why the JavaScript client's TypeScript compiler cannot run, if it cannot: node missing, or
+/// `typescript` (its one devDependency, pinned by `clients/js/package-lock.json`) missing
+/// after `npm ci` in `clients/js` was tried.
+pub fn typescript_missing() -> Option<String> {
+    if !succeeds("node", &["--version"]) {
+        return Some("node is not installed".to_owned());
+    }
+    let missing = || {
+        let tsc = js_client_dir().join("node_modules/typescript/bin/tsc");
+        (!tsc.is_file())
+            .then(|| "the npm package typescript is not installed in clients/js".to_owned())
+    };
+    fetch_once("npm-ci-clients-js", missing, || {
+        if !succeeds("npm", &["--version"]) {
+            return Err("npm is not installed".to_owned());
+        }
+        fetch_step(
+            "npm ci in clients/js",
+            Command::new("npm").current_dir(js_client_dir()).args([
+                "ci",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--fetch-retries=1",
+                "--fetch-timeout=60000",
+            ]),
+        )
+    })
 }
 
 /// The node arguments that give it a global `WebSocket` and `fetch` (Node.js 20 needs

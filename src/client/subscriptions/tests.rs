@@ -140,6 +140,7 @@ fn describe(event: &Event) -> String {
             new_epoch,
         } => format!("epoch {old_epoch}->{new_epoch}"),
         Event::TopicDeleted => "deleted".to_owned(),
+        Event::Revoked => "revoked".to_owned(),
         Event::Failed(e) => format!("failed {}", e.code.as_str()),
     }
 }

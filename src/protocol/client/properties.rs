@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::*;
 
-/// What the protocol (README, "Client frames") says a frame means.
+/// What the protocol (docs/websocket.md, "Client frames") says a frame means.
 #[derive(Debug)]
 enum Expected {
     Command {
@@ -33,6 +33,9 @@ enum Model {
         message: String,
     },
     Ping,
+    Refresh {
+        token: String,
+    },
 }
 
 /// The model: the frame's fields as JSON values, checked one rule at a time.
@@ -60,6 +63,10 @@ fn model(fields: &Map<String, Value>) -> Expected {
     let topic = string("topic");
     let command = match action.as_str() {
         "ping" => Model::Ping,
+        "refresh" => match string("token") {
+            Ok(Some(token)) => Model::Refresh { token },
+            _ => return bad(),
+        },
         "unsubscribe" => match topic {
             Ok(Some(topic)) => Model::Unsubscribe { topic },
             _ => return bad(),
@@ -127,6 +134,7 @@ fn assert_agrees(text: &str, fields: &Map<String, Value>) -> Result<(), TestCase
                     },
                 ) => topic == t && message.get() == m,
                 (Command::Ping, Model::Ping) => true,
+                (Command::Refresh { token }, Model::Refresh { token: t }) => token == t,
                 _ => false,
             };
             prop_assert!(
@@ -201,6 +209,10 @@ fn encode(frame: &ClientFrame<'_>) -> String {
         }
         Command::Ping => {
             fields.insert("action".into(), json!("ping"));
+        }
+        Command::Refresh { token } => {
+            fields.insert("action".into(), json!("refresh"));
+            fields.insert("token".into(), json!(token));
         }
     }
     if let Some(id) = &frame.request_id {
