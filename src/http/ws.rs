@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -78,7 +79,7 @@ fn upgrade(handshake: Result<Handshake, ApiError>, caller: Caller, state: AppSta
         Ok((handshake, principal, client)) => {
             let access = Access {
                 auth: state.auth.clone(),
-                principal,
+                principal: principal.map(Box::new),
             };
             handshake.accept(socket_config(state.limits), move |socket| {
                 serve(socket, client, state.limits, access)
@@ -212,8 +213,9 @@ struct Session {
 /// What the connection's token allows, and the settings that checked it.
 struct Access {
     auth: Auth,
-    /// `None` when the server requires no tokens.
-    principal: Option<Principal>,
+    /// `None` when the server requires no tokens. Boxed: it lives as long as the connection,
+    /// and most connections have none.
+    principal: Option<Box<Principal>>,
 }
 
 impl Access {
@@ -226,6 +228,14 @@ impl Access {
         let left = Duration::from_secs(expires_at).saturating_sub(now);
         // Far-future expiries are capped, as tokio's timer is.
         Some(tokio::time::Instant::now() + left.min(Duration::from_secs(86_400 * 365)))
+    }
+}
+
+/// Resolves when the token's timer does; never for a connection without a token.
+async fn expired(expiry: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
+    match expiry {
+        Some(timer) => timer.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -254,8 +264,13 @@ impl Session {
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
         let tick = tokio::time::sleep_until(pinger.as_ref().map_or(far, Pinger::deadline));
         let closing = outbox.closing();
-        let expiry = tokio::time::sleep_until(self.access.deadline().unwrap_or(far));
-        tokio::pin!(tick, closing, expiry);
+        // Boxed, and only with a token: most connections have none, and every connection would
+        // otherwise carry a timer for it.
+        let mut expiry = self
+            .access
+            .deadline()
+            .map(|d| Box::pin(tokio::time::sleep_until(d)));
+        tokio::pin!(tick, closing);
         let broker = self.client.broker().clone();
         // Why the session ended, and whether the server is closing a connection the client still
         // writes to.
@@ -276,7 +291,7 @@ impl Session {
                 }
                 next = next => next,
                 close = &mut closing => break (close.reason, Some(close)),
-                _ = &mut expiry, if expiring => {
+                () = expired(&mut expiry), if expiring => {
                     outbox.close(TOKEN_EXPIRED);
                     break (TOKEN_EXPIRED.reason, Some(TOKEN_EXPIRED));
                 }
@@ -300,8 +315,10 @@ impl Session {
                 // waiting for one, and an idle connection would otherwise carry that room.
                 Some(Ok(Message::Text(text))) => {
                     Box::pin(self.handle_text(&text)).await;
-                    if std::mem::take(&mut self.expiry_changed) {
-                        expiry.as_mut().reset(self.access.deadline().unwrap_or(far));
+                    if std::mem::take(&mut self.expiry_changed)
+                        && let (Some(timer), Some(deadline)) = (&mut expiry, self.access.deadline())
+                    {
+                        timer.as_mut().reset(deadline);
                     }
                 }
                 Some(Ok(Message::Binary(_))) => self.reply_error(
@@ -400,7 +417,7 @@ impl Session {
             && !self
                 .access
                 .auth
-                .permits(self.access.principal.as_ref(), need)
+                .permits(self.access.principal.as_deref(), need)
         {
             return self.reply_error(request_id, ErrorCode::Forbidden, &need.refused());
         }
@@ -524,7 +541,7 @@ impl Session {
         tracing::info!(client = self.client.id(), sub = %new.sub, "token refreshed");
         self.expiry_changed = new.expires_at != expires_at;
         let expires_at = new.expires_at;
-        self.access.principal = Some(new);
+        self.access.principal = Some(Box::new(new));
         self.queue_reply(encode_server_frame(&ServerFrame::Refreshed {
             expires_at,
             request_id,
