@@ -11,7 +11,8 @@
 #
 # Environment:
 #   RUNS         runs per server and row (default 5)
-#   ROWS         rows to run, from: fanout topics rate1k rate10k conns10k conns19k, and the Redis
+#   ROWS         rows to run, from: fanout fanout-full topics rate1k rate10k conns10k conns19k (fanout-full:
+#                fanout with subscribers that parse every frame as JSON), and the Redis
 #                engine's redis-fanout redis-topics redis-rate1k (default all). A redis-* row runs
 #                its scenario against two nodes on one Redis (subscribers spread over both, the
 #                publisher on the first) side by side with one node on the memory engine, and
@@ -40,7 +41,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-5}
-ROWS=${ROWS:-"fanout topics rate1k rate10k conns10k conns19k redis-fanout redis-topics redis-rate1k"}
+ROWS=${ROWS:-"fanout fanout-full topics rate1k rate10k conns10k conns19k redis-fanout redis-topics redis-rate1k"}
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then MIN_SECONDS=${MIN_SECONDS:-0.5}; else MIN_SECONDS=${MIN_SECONDS:-2}; fi
 PROFILE=${PROFILE:-release}
@@ -59,6 +60,7 @@ row_args() { # row
     if [ "$QUICK" = 1 ]; then
         case $1 in
         fanout) echo "fanout --subscribers 10 --messages 2000 --bytes 64 --window 64" ;;
+        fanout-full) echo "--parse full $(row_args fanout)" ;;
         topics) echo "topics --topics 20 --messages 2000" ;;
         rate1k) echo "rate --subscribers 10 --rate 200 --duration 1" ;;
         rate10k) echo "rate --subscribers 10 --rate 1000 --duration 1" ;;
@@ -70,6 +72,7 @@ row_args() { # row
     fi
     case $1 in
     fanout) echo "fanout --subscribers 100 --messages 20000 --bytes 64 --window 64" ;;
+    fanout-full) echo "--parse full $(row_args fanout)" ;;
     topics) echo "topics --topics 1000 --messages 50000" ;;
     rate1k) echo "rate --subscribers 100 --rate 1000 --duration 10" ;;
     rate10k) echo "rate --subscribers 100 --rate 10000 --duration 10" ;;

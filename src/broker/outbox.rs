@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use super::lock;
 use super::policy_log::{PolicyEvent, PolicyLog};
@@ -185,8 +185,10 @@ pub struct Outbox {
     ready: Notify,
     /// Wakes the reader: the queue went back under its limit.
     room: Notify,
-    /// Set once, when the connection starts closing.
-    closing: watch::Sender<Option<Close>>,
+    /// Wakes everyone waiting for the close (`State::close` is set once). A `Notify` rather
+    /// than a watch channel: it lives inline, where a channel would be one more allocation of
+    /// about 240 bytes per connection.
+    closed: Notify,
     /// The client's id, for the logs.
     client: u64,
     limit: usize,
@@ -206,7 +208,7 @@ impl Outbox {
             state: Mutex::new(State::default()),
             ready: Notify::new(),
             room: Notify::new(),
-            closing: watch::Sender::new(None),
+            closed: Notify::new(),
             limit,
             policy,
             counters,
@@ -317,12 +319,15 @@ impl Outbox {
     }
 
     async fn wait_closing(&self, accept: impl Fn(&Close) -> bool) -> Close {
-        let mut rx = self.closing.subscribe();
-        // The sender lives as long as `self`, so this returns only once a close is set; should
-        // it ever fail, the connection is as good as lost.
-        match rx.wait_for(|c| c.as_ref().is_some_and(&accept)).await {
-            Ok(close) => close.unwrap_or(Close::LOST),
-            Err(_) => Close::LOST,
+        loop {
+            let notified = self.closed.notified();
+            tokio::pin!(notified);
+            // Registered before the state is read, so a close set in between still wakes it.
+            notified.as_mut().enable();
+            if let Some(close) = lock(&self.state).close.filter(&accept) {
+                return close;
+            }
+            notified.await;
         }
     }
 
@@ -342,27 +347,41 @@ impl Outbox {
         }
     }
 
-    /// Waits for work and moves every queued frame into `batch`. Returns the close to send
-    /// instead once the connection is closing and nothing is left to write first.
-    pub async fn next_batch(&self, batch: &mut Vec<OutFrame>) -> Result<(), Close> {
+    /// Waits for work and moves every queued frame into `batch`. Returns
+    /// the close to send instead once the connection is closing and nothing is left to write
+    /// first.
+    ///
+    /// The queue and `batch` swap buffers, so a busy connection allocates none; before it waits,
+    /// both are freed, so an idle connection holds none.
+    pub async fn next_batch(&self, batch: &mut VecDeque<OutFrame>) -> Result<(), Close> {
         loop {
             let notified = self.ready.notified();
             {
                 let mut st = lock(&self.state);
                 if !st.frames.is_empty() {
-                    batch.extend(st.frames.drain(..));
+                    if batch.is_empty() {
+                        std::mem::swap(&mut st.frames, batch);
+                    } else {
+                        batch.extend(st.frames.drain(..));
+                    }
                     return Ok(());
                 }
                 if let Some(close) = st.close {
                     return Err(close);
                 }
+                if st.frames.capacity() > 0 {
+                    st.frames = VecDeque::new();
+                }
+            }
+            if batch.is_empty() && batch.capacity() > 0 {
+                *batch = VecDeque::new();
             }
             notified.await;
         }
     }
 
     /// The writer wrote a batch: release its bytes and count its messages as delivered.
-    pub fn written(&self, batch: &[OutFrame]) {
+    pub fn written(&self, batch: &VecDeque<OutFrame>) {
         let messages = batch
             .iter()
             .filter(|f| f.kind == FrameKind::Message)
@@ -431,7 +450,7 @@ impl Outbox {
             st.lagged.clear();
         }
         st.close = Some(close);
-        self.closing.send_replace(Some(close));
+        self.closed.notify_waiters();
         self.ready.notify_one();
         self.room.notify_one();
     }
@@ -466,7 +485,7 @@ mod tests {
         assert_eq!(offer(&out, 40, &topic), Delivery::Queued);
         assert_eq!(offer(&out, 1, &topic), Delivery::Gone);
         assert_eq!(counters.snapshot().slow_consumers_disconnected, 1);
-        let mut batch = Vec::new();
+        let mut batch = VecDeque::new();
         assert_eq!(out.next_batch(&mut batch).await, Err(Close::SLOW_CONSUMER));
         assert!(batch.is_empty());
         assert_eq!(offer(&out, 1, &topic), Delivery::Gone);
@@ -480,7 +499,7 @@ mod tests {
         assert_eq!(offer(&out, 10, &topic), Delivery::Dropped);
         assert_eq!(offer(&out, 10, &topic), Delivery::Dropped);
         assert_eq!(counters.snapshot().messages_dropped, 2);
-        let mut batch = Vec::new();
+        let mut batch = VecDeque::new();
         out.next_batch(&mut batch).await.unwrap();
         assert_eq!(batch.len(), 1);
         out.written(&batch);
@@ -499,7 +518,7 @@ mod tests {
         let (out, _) = outbox(100, SlowConsumerPolicy::Drop);
         let topic: Arc<str> = Arc::from("t");
         offer(&out, 80, &topic);
-        let mut batch = Vec::new();
+        let mut batch = VecDeque::new();
         out.next_batch(&mut batch).await.unwrap();
         assert_eq!(offer(&out, 30, &topic), Delivery::Dropped);
         out.written(&batch);
@@ -519,7 +538,7 @@ mod tests {
         // The reader waits for room: the whole queue is over the limit.
         let waited = tokio::time::timeout(std::time::Duration::from_millis(20), out.room()).await;
         assert!(waited.is_err(), "no room while 400 bytes are queued");
-        let mut batch = Vec::new();
+        let mut batch = VecDeque::new();
         out.next_batch(&mut batch).await.unwrap();
         out.written(&batch);
         out.room().await;
@@ -533,7 +552,7 @@ mod tests {
         out.push(frame(5), FrameKind::Reply);
         out.close(Close::GOING_AWAY);
         out.push(frame(5), FrameKind::Reply);
-        let mut batch = Vec::new();
+        let mut batch = VecDeque::new();
         out.next_batch(&mut batch).await.unwrap();
         assert_eq!(batch.len(), 1);
         assert_eq!(out.next_batch(&mut batch).await, Err(Close::GOING_AWAY));
@@ -548,7 +567,7 @@ mod tests {
         let topic: Arc<str> = Arc::from("t");
         offer(&out, 100, &topic);
         offer(&out, 10, &topic);
-        let mut batch = Vec::new();
+        let mut batch = VecDeque::new();
         out.next_batch(&mut batch).await.unwrap();
         out.written(&batch); // the queue emptied: the lagged notice is queued, and logged
         assert_eq!(logs.lines(), 2, "dropping and caught-up lines");
@@ -574,7 +593,7 @@ mod tests {
                 dropped: 1
             }]
         );
-        let mut batch = Vec::new();
+        let mut batch = VecDeque::new();
         out.next_batch(&mut batch).await.unwrap();
         let frames: Vec<&str> = batch.iter().map(|f| f.frame.as_str()).collect();
         assert_eq!(

@@ -15,7 +15,7 @@ fn broker(history_size: usize) -> Broker {
 
 /// Everything queued for `client` so far, as JSON.
 async fn drain(client: &Client) -> Vec<Value> {
-    let mut batch = Vec::new();
+    let mut batch = std::collections::VecDeque::new();
     if client.outbox().next_batch(&mut batch).await.is_err() {
         return Vec::new();
     }
@@ -251,7 +251,7 @@ async fn close_all_closes_current_and_later_clients() {
     b.close_all(Close::GOING_AWAY);
     let late = b.connect().expect("room for a connection");
     for c in [&early, &late] {
-        let mut batch = Vec::new();
+        let mut batch = std::collections::VecDeque::new();
         assert_eq!(
             c.outbox().next_batch(&mut batch).await,
             Err(Close::GOING_AWAY)

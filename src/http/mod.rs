@@ -15,6 +15,7 @@ mod metrics;
 mod ops;
 mod origin;
 mod rate_limit;
+mod read_ahead;
 mod topics;
 mod upgrade;
 mod writer;

@@ -8,6 +8,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
@@ -18,10 +20,12 @@ use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
 
 use super::error::ApiError;
+use super::read_ahead::ReadAhead;
 use crate::protocol::ErrorCode;
 
-/// An established WebSocket connection.
-pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
+/// An established WebSocket connection. Its reads go through [`ReadAhead`], so tungstenite's own
+/// read buffer can stay small.
+pub type Socket = WebSocketStream<ReadAhead<TokioIo<Upgraded>>>;
 
 /// A valid upgrade request, ready to be accepted.
 pub struct Handshake {
@@ -114,17 +118,22 @@ impl Handshake {
         F: FnOnce(Socket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let on_upgrade = self.on_upgrade;
-        tokio::spawn(async move {
-            match on_upgrade.await {
-                Ok(upgraded) => {
-                    let io = TokioIo::new(upgraded);
-                    session(WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await)
-                        .await;
-                }
-                Err(e) => tracing::debug!("WebSocket upgrade failed: {e}"),
+        // Combinators rather than an async block: each stage (the pending upgrade; then the
+        // config and `session` while the socket is set up; then the session) takes the place of
+        // the one before in the task, where an async block would keep everything it captured
+        // for the connection's whole life.
+        let connection = self.on_upgrade.then(move |upgraded| match upgraded {
+            Ok(upgraded) => {
+                let io = ReadAhead::new(TokioIo::new(upgraded));
+                let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config));
+                Either::Left(socket.then(session))
+            }
+            Err(e) => {
+                tracing::debug!("WebSocket upgrade failed: {e}");
+                Either::Right(std::future::ready(()))
             }
         });
+        tokio::spawn(connection);
         let mut response = Response::default();
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();

@@ -1,5 +1,6 @@
 //! A connection's writer task: drains its outbox to the socket in batches, then closes.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use futures_util::SinkExt;
@@ -19,13 +20,13 @@ use crate::broker::{Close, FrameKind, OutFrame, Outbox};
 ///
 /// Returns whether the close went out: when it did not, the client is not reading and nothing
 /// is owed to it any more.
-pub async fn write(sink: SplitSink<Socket, Message>, outbox: Arc<Outbox>) -> bool {
+pub async fn write(mut sink: SplitSink<Socket, Message>, outbox: Arc<Outbox>) -> bool {
     let overdue = async {
         let close = outbox.closing().await;
         tokio::time::sleep(close.linger).await;
     };
     tokio::select! {
-        () = write_then_close(sink, &outbox) => true,
+        () = write_then_close(&mut sink, &outbox) => true,
         () = overdue => {
             tracing::debug!("close not delivered within its linger; socket dropped");
             false
@@ -33,8 +34,10 @@ pub async fn write(sink: SplitSink<Socket, Message>, outbox: Arc<Outbox>) -> boo
     }
 }
 
-async fn write_then_close(mut sink: SplitSink<Socket, Message>, outbox: &Outbox) {
-    let close = drain(&mut sink, outbox).await;
+/// Takes the sink by reference: passed by value, it would take room in this future as well as
+/// in the caller's, for the connection's whole life.
+async fn write_then_close(sink: &mut SplitSink<Socket, Message>, outbox: &Outbox) {
+    let close = drain(sink, outbox).await;
     if close.sends_frame() {
         let frame = CloseFrame {
             code: close.code.into(),
@@ -52,8 +55,8 @@ async fn write_then_close(mut sink: SplitSink<Socket, Message>, outbox: &Outbox)
 /// Writes what the outbox holds, batch after batch, until it closes; returns how to close. A
 /// close that discards the queue abandons the write in progress.
 async fn drain(sink: &mut SplitSink<Socket, Message>, outbox: &Outbox) -> Close {
-    let mut batch: Vec<OutFrame> = Vec::new();
-    // Made once: a busy connection should not subscribe to the close watch for every batch.
+    let mut batch: VecDeque<OutFrame> = VecDeque::new();
+    // Made once: a busy connection should not register for the close for every batch.
     let aborting = outbox.aborting();
     tokio::pin!(aborting);
     loop {
@@ -84,9 +87,9 @@ async fn drain(sink: &mut SplitSink<Socket, Message>, outbox: &Outbox) -> Close 
 /// for the accounting) and flushes once.
 async fn write_batch(
     sink: &mut SplitSink<Socket, Message>,
-    batch: &mut [OutFrame],
+    batch: &mut VecDeque<OutFrame>,
 ) -> Result<(), WsError> {
-    for frame in batch {
+    for frame in batch.iter_mut() {
         let message = if frame.kind == FrameKind::Ping {
             Message::Ping(Default::default())
         } else {

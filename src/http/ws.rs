@@ -2,13 +2,16 @@
 //! client frames into broker calls. The writer task is in [`super::writer`], pinging in
 //! [`super::liveness`].
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesOrdered, SplitStream};
 use futures_util::{FutureExt, StreamExt};
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -21,18 +24,22 @@ use super::liveness::Pinger;
 use super::rate_limit::TokenBucket;
 use super::upgrade::{Handshake, Socket, handshake, refuse};
 use super::writer::write;
-use super::{AppState, Limits, PublishRate, with_state};
+use super::{AppState, Limits, Liveness, PublishRate, with_state};
 use crate::auth::{Auth, Need, Principal};
-use crate::broker::{Client, Close, FrameKind};
+use crate::broker::{Client, Close, FrameKind, Outbox};
 use crate::protocol::{
-    ClientFrame, Command, ErrorBody, ErrorCode, Frame, ServerFrame, close, encode_server_frame,
-    exceeds_depth, parse_client_frame,
+    ClientFrame, Command, ErrorBody, ErrorCode, Frame, ServerFrame, close, encode_published,
+    encode_server_frame, exceeds_depth, parse_client_frame,
 };
 
-/// Each connection starts with a read buffer this small; it grows only for larger frames. It is
-/// most of an idle connection's memory: 2 KiB instead of 4 took pubsub-bench's conns scenario
-/// from 8.9 to 6.9 KiB per connection, at the price of more reads for frames over 2 KiB.
-const READ_BUFFER_BYTES: usize = 2 * 1024;
+/// tungstenite's read buffer: it lives as long as the connection, so it is small, and grows
+/// only for a frame that does not fit. Reads from the socket are larger ([`ReadAhead`] on the
+/// stack): a busy connection makes no more system calls for it. 2 KiB took pubsub-bench's
+/// conns scenario from 8.9 to 6.9 KiB per connection; 128 bytes and [`ReadAhead`] (issue 14)
+/// took another 1.9 KiB off.
+///
+/// [`ReadAhead`]: super::read_ahead::ReadAhead
+const READ_BUFFER_BYTES: usize = 128;
 
 /// tungstenite collects a batch of frames up to this size before writing them to the socket.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
@@ -72,7 +79,7 @@ fn upgrade(handshake: Result<Handshake, ApiError>, caller: Caller, state: AppSta
         Ok((handshake, principal, client)) => {
             let access = Access {
                 auth: state.auth.clone(),
-                principal,
+                principal: principal.map(Box::new),
             };
             handshake.accept(socket_config(state.limits), move |socket| {
                 serve(socket, client, state.limits, access)
@@ -98,24 +105,48 @@ fn socket_config(limits: Limits) -> WebSocketConfig {
 /// Runs one connection until the client leaves, the server shuts down or a policy closes it.
 /// A panic in the session is caught here and the client dropped, which frees its subscriptions
 /// and its place; the server carries on.
-async fn serve(socket: Socket, client: Client, limits: Limits, access: Access) {
+///
+/// Not an `async fn`: its future would keep room for the socket, the client and the limits
+/// (about 600 bytes) for the connection's whole life, long after they were moved on. The setup
+/// runs here, and the future holds only what the session uses.
+fn serve(
+    socket: Socket,
+    client: Client,
+    limits: Limits,
+    access: Access,
+) -> impl Future<Output = ()> + Send {
     let id = client.id();
     let opened = Instant::now();
     match &access.principal {
         Some(p) => tracing::info!(client = id, sub = %p.sub, "connection opened"),
         None => tracing::info!(client = id, "connection opened"),
     }
-    let (sink, mut stream) = socket.split();
+    let (sink, stream) = socket.split();
     let outbox = client.outbox().clone();
     let writer = tokio::spawn(write(sink, outbox.clone()));
-    let mut session = Session {
-        bucket: limits.publish_rate.map(TokenBucket::new),
+    let session = Session {
         client,
-        limits,
+        max_json_depth: limits.max_json_depth,
+        max_request_id_bytes: limits.max_request_id_bytes,
+        liveness: limits.liveness,
+        bucket: limits
+            .publish_rate
+            .map(|rate| Box::new(TokenBucket::new(rate))),
         in_flight: None,
         access,
         expiry_changed: false,
     };
+    run_session(id, opened, session, stream, outbox, writer)
+}
+
+async fn run_session(
+    id: u64,
+    opened: Instant,
+    mut session: Session,
+    mut stream: SplitStream<Socket>,
+    outbox: Arc<Outbox>,
+    writer: JoinHandle<bool>,
+) {
     let ended = AssertUnwindSafe(session.run(&mut stream))
         .catch_unwind()
         .await;
@@ -162,14 +193,18 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("(no message)")
 }
 
-/// The reader's side of a connection.
+/// The reader's side of a connection. It lives as long as the connection, so it keeps only the
+/// limits the reader applies, and boxes what most connections never use.
 struct Session {
     client: Client,
-    limits: Limits,
-    bucket: Option<TokenBucket>,
+    max_json_depth: usize,
+    max_request_id_bytes: usize,
+    liveness: Option<Liveness>,
+    /// Present only with `--publish-rate`.
+    bucket: Option<Box<TokenBucket>>,
     /// Publishes in flight to a networked engine (empty on the memory engine).
     /// Made at the first such publish: an idle connection does not pay for it.
-    in_flight: Option<InFlight>,
+    in_flight: Option<Box<InFlight>>,
     access: Access,
     /// A `refresh` moved the token's expiry: the session's timer must follow.
     expiry_changed: bool,
@@ -178,8 +213,9 @@ struct Session {
 /// What the connection's token allows, and the settings that checked it.
 struct Access {
     auth: Auth,
-    /// `None` when the server requires no tokens.
-    principal: Option<Principal>,
+    /// `None` when the server requires no tokens. Boxed: it lives as long as the connection,
+    /// and most connections have none.
+    principal: Option<Box<Principal>>,
 }
 
 impl Access {
@@ -195,12 +231,20 @@ impl Access {
     }
 }
 
+/// Resolves when the token's timer does; never for a connection without a token.
+async fn expired(expiry: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
+    match expiry {
+        Some(timer) => timer.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// A connection's publishes in flight to a networked engine, each resolving to its reply, in the
 /// order they were made.
 type InFlight = FuturesOrdered<BoxFuture<'static, Frame>>;
 
 /// The next reply of the publishes in flight, if there are any.
-async fn next_reply(in_flight: &mut Option<InFlight>) -> Option<Frame> {
+async fn next_reply(in_flight: &mut Option<Box<InFlight>>) -> Option<Frame> {
     match in_flight {
         Some(in_flight) => in_flight.next().await,
         None => None,
@@ -215,13 +259,18 @@ impl Session {
     /// closed a connection the client may still be writing to, how long to wait for its close.
     async fn run(&mut self, stream: &mut SplitStream<Socket>) -> (&'static str, Option<Duration>) {
         let outbox = self.client.outbox().clone();
-        let mut pinger = self.limits.liveness.map(Pinger::new);
+        let mut pinger = self.liveness.map(Pinger::new);
         // Made once, not per frame: a busy publisher should not pay for timer registrations.
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
         let tick = tokio::time::sleep_until(pinger.as_ref().map_or(far, Pinger::deadline));
         let closing = outbox.closing();
-        let expiry = tokio::time::sleep_until(self.access.deadline().unwrap_or(far));
-        tokio::pin!(tick, closing, expiry);
+        // Boxed, and only with a token: most connections have none, and every connection would
+        // otherwise carry a timer for it.
+        let mut expiry = self
+            .access
+            .deadline()
+            .map(|d| Box::pin(tokio::time::sleep_until(d)));
+        tokio::pin!(tick, closing);
         let broker = self.client.broker().clone();
         // Why the session ended, and whether the server is closing a connection the client still
         // writes to.
@@ -242,7 +291,7 @@ impl Session {
                 }
                 next = next => next,
                 close = &mut closing => break (close.reason, Some(close)),
-                _ = &mut expiry, if expiring => {
+                () = expired(&mut expiry), if expiring => {
                     outbox.close(TOKEN_EXPIRED);
                     break (TOKEN_EXPIRED.reason, Some(TOKEN_EXPIRED));
                 }
@@ -262,10 +311,14 @@ impl Session {
                 p.heard();
             }
             match next {
+                // Boxed: handling a frame (a subscribe above all) needs far more room than
+                // waiting for one, and an idle connection would otherwise carry that room.
                 Some(Ok(Message::Text(text))) => {
-                    self.handle_text(&text).await;
-                    if std::mem::take(&mut self.expiry_changed) {
-                        expiry.as_mut().reset(self.access.deadline().unwrap_or(far));
+                    Box::pin(self.handle_text(&text)).await;
+                    if std::mem::take(&mut self.expiry_changed)
+                        && let (Some(timer), Some(deadline)) = (&mut expiry, self.access.deadline())
+                    {
+                        timer.as_mut().reset(deadline);
                     }
                 }
                 Some(Ok(Message::Binary(_))) => self.reply_error(
@@ -316,11 +369,8 @@ impl Session {
     }
 
     async fn handle_text(&mut self, text: &str) {
-        if exceeds_depth(text.as_bytes(), self.limits.max_json_depth) {
-            let message = format!(
-                "JSON nesting is deeper than {} levels",
-                self.limits.max_json_depth
-            );
+        if exceeds_depth(text.as_bytes(), self.max_json_depth) {
+            let message = format!("JSON nesting is deeper than {} levels", self.max_json_depth);
             return self.reply_error(None, ErrorCode::BadRequest, &message);
         }
         match parse_client_frame(text) {
@@ -335,7 +385,7 @@ impl Session {
 
     /// Whether a request_id is short enough to be accepted (and echoed).
     fn fits(&self, request_id: &str) -> bool {
-        request_id.len() <= self.limits.max_request_id_bytes
+        request_id.len() <= self.max_request_id_bytes
     }
 
     async fn handle_frame(&mut self, frame: ClientFrame<'_>) {
@@ -344,7 +394,7 @@ impl Session {
             let message = format!(
                 "request_id is {} bytes; the limit is {}",
                 id.len(),
-                self.limits.max_request_id_bytes
+                self.max_request_id_bytes
             );
             return self.reply_error(None, ErrorCode::BadRequest, &message);
         }
@@ -367,7 +417,7 @@ impl Session {
             && !self
                 .access
                 .auth
-                .permits(self.access.principal.as_ref(), need)
+                .permits(self.access.principal.as_deref(), need)
         {
             return self.reply_error(request_id, ErrorCode::Forbidden, &need.refused());
         }
@@ -404,7 +454,7 @@ impl Session {
                     return self.reply_error(request_id, ErrorCode::RateLimited, &message);
                 }
                 if client.broker().publishes_over_network() {
-                    let in_flight = self.in_flight.get_or_insert_with(InFlight::new);
+                    let in_flight = self.in_flight.get_or_insert_with(Box::default);
                     if in_flight.len() >= MAX_IN_FLIGHT
                         && let Some(reply) = in_flight.next().await
                     {
@@ -421,15 +471,8 @@ impl Session {
                     return;
                 }
                 client.publish(&topic, message).await.map(|p| {
-                    reply(
-                        client,
-                        &ServerFrame::Published {
-                            topic: &topic,
-                            seq: p.seq,
-                            epoch: &p.epoch,
-                            request_id,
-                        },
-                    );
+                    let ack = encode_published(&topic, p.seq, &p.epoch, request_id);
+                    client.outbox().push(ack, FrameKind::Reply);
                 })
             }
             Command::Ping => {
@@ -498,7 +541,7 @@ impl Session {
         tracing::info!(client = self.client.id(), sub = %new.sub, "token refreshed");
         self.expiry_changed = new.expires_at != expires_at;
         let expires_at = new.expires_at;
-        self.access.principal = Some(new);
+        self.access.principal = Some(Box::new(new));
         self.queue_reply(encode_server_frame(&ServerFrame::Refreshed {
             expires_at,
             request_id,
@@ -526,12 +569,7 @@ fn published_reply(
     request_id: Option<&str>,
 ) -> Frame {
     match result {
-        Ok(p) => encode_server_frame(&ServerFrame::Published {
-            topic,
-            seq: p.seq,
-            epoch: &p.epoch,
-            request_id,
-        }),
+        Ok(p) => encode_published(topic, p.seq, &p.epoch, request_id),
         Err(e) => {
             broker.record_error(e.code());
             let error = ErrorBody {

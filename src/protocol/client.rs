@@ -282,7 +282,15 @@ fn replay<'a>(raw: &RawFrame<'a>) -> Result<Replay<'a>, String> {
 }
 
 fn string(v: &RawValue) -> Option<Cow<'_, str>> {
-    serde_json::from_str(v.get()).ok()
+    let json = v.get();
+    // A string without escapes is its text between the quotes (the value is valid JSON): no
+    // copy. serde's `Cow` would always copy (it deserializes into a `String`).
+    if let Some(text) = json.strip_prefix('"').and_then(|j| j.strip_suffix('"'))
+        && !text.contains('\\')
+    {
+        return Some(Cow::Borrowed(text));
+    }
+    serde_json::from_str::<String>(json).ok().map(Cow::Owned)
 }
 
 fn integer(v: &RawValue) -> Option<u64> {

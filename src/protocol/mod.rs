@@ -17,9 +17,10 @@ pub use client::{ClientFrame, ClientFrameSchema, Command, FrameError, Replay, pa
 pub use error::{ErrorBody, ErrorCode, ErrorResponse};
 pub use rest::*;
 pub use server::{
-    MessageFrame, ServerFrame, encode_message_frame, encode_server_frame, message_frame_parts,
+    MessageFrame, ServerFrame, encode_message_frame, encode_published, encode_server_frame,
+    message_frame_parts,
 };
-pub use timestamp::format_timestamp;
+pub use timestamp::{Timestamp, format_timestamp};
 
 /// An encoded server frame: JSON text, shared by reference count. A `message` frame is encoded
 /// once per publish and the same bytes go to history and to every subscriber's socket.
@@ -48,19 +49,25 @@ pub fn looks_like_object(json: &[u8]) -> bool {
 /// assert!(exceeds_depth(br#"{"a":[{"b":[]}]}"#, 3));
 /// ```
 pub fn exceeds_depth(json: &[u8], max: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in json {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(&b) = json.get(i) {
         match b {
-            b'"' => in_string = true,
+            // A string: jump to its closing quote (past escaped characters). A publish is
+            // mostly string content, which memchr skips many bytes at a time.
+            b'"' => loop {
+                let Some(k) = json
+                    .get(i + 1..)
+                    .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+                else {
+                    return false;
+                };
+                i += 1 + k;
+                if json[i] == b'"' {
+                    break;
+                }
+                i += 1; // the escaped character
+            },
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
@@ -70,6 +77,7 @@ pub fn exceeds_depth(json: &[u8], max: usize) -> bool {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     false
 }
@@ -92,4 +100,49 @@ pub mod close {
     pub const ABNORMAL: u16 = 1006;
     /// The connection's token expired and no `refresh` came in time (a private-use code).
     pub const TOKEN_EXPIRED: u16 = 4001;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exceeds_depth;
+    use proptest::prelude::*;
+
+    /// The byte-at-a-time scan `exceeds_depth` replaced: the specification it must agree with.
+    fn exceeds_depth_bytewise(json: &[u8], max: usize) -> bool {
+        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+        for &b in json {
+            if in_string {
+                match b {
+                    _ if escaped => escaped = false,
+                    b'\\' => escaped = true,
+                    b'"' => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > max {
+                        return true;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        false
+    }
+
+    proptest! {
+        #[test]
+        fn exceeds_depth_agrees_with_the_bytewise_scan(
+            json in proptest::collection::vec(
+                proptest::sample::select(b"{}[]\"\\a:,".to_vec()), 0..64),
+            max in 0usize..6,
+        ) {
+            prop_assert_eq!(exceeds_depth(&json, max), exceeds_depth_bytewise(&json, max));
+        }
+    }
 }

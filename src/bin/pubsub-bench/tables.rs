@@ -21,7 +21,13 @@ const END: &str = "<!-- bench-tables:end -->";
 
 /// Rows in the order BENCHMARKS.md lists them; others follow alphabetically.
 const ROW_ORDER: &[&str] = &[
-    "fanout", "topics", "rate1k", "rate10k", "conns10k", "conns19k",
+    "fanout",
+    "fanout-full",
+    "topics",
+    "rate1k",
+    "rate10k",
+    "conns10k",
+    "conns19k",
 ];
 
 /// The figures shown for each scenario, after its headline, with their labels.

@@ -22,7 +22,7 @@ use crate::broker::outbox::FrameKind;
 use crate::broker::policy_log::PolicyLog;
 use crate::broker::subscribers::Subscribers;
 use crate::broker::{BrokerConfig, BrokerError, NodeGauges, lock, new_epoch, validate_topic_name};
-use crate::protocol::{MessageFrame, Replay, encode_message_frame, format_timestamp};
+use crate::protocol::{MessageFrame, Replay, Timestamp, encode_message_frame};
 use history::{Budget, History};
 
 pub struct MemoryEngine {
@@ -64,11 +64,13 @@ impl MemoryEngine {
     }
 
     fn existing(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
+        // Looked up first: every topic's name was validated when it was made, so a name found
+        // needs no check (every publish comes through here), and one not found is checked then.
+        if let Some(topic) = self.read_topics().get(name) {
+            return Ok(topic.clone());
+        }
         validate_topic_name(name)?;
-        self.read_topics()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| BrokerError::TopicNotFound(name.to_owned()))
+        Err(BrokerError::TopicNotFound(name.to_owned()))
     }
 
     fn existing_or_new(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
@@ -292,12 +294,12 @@ impl Topic {
         }
         st.last_seq += 1;
         let seq = st.last_seq;
-        let published_at = format_timestamp(time::OffsetDateTime::now_utc());
+        let published_at = Timestamp::now();
         let publication = Arc::new(encode_message_frame(
             &self.name_json,
             seq,
             message,
-            &published_at,
+            published_at.as_str(),
         ));
         st.subscribers
             .fan_out(&publication.frame, seq, &self.name, &mut log);

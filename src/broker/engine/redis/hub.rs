@@ -539,7 +539,7 @@ mod tests {
     }
 
     async fn frames(outbox: &Outbox) -> Vec<String> {
-        let mut batch = Vec::new();
+        let mut batch = std::collections::VecDeque::new();
         outbox.next_batch(&mut batch).await.unwrap();
         batch.iter().map(|f| f.frame.to_string()).collect()
     }

@@ -36,7 +36,7 @@ use crate::broker::info::{HistoryPage, NodeInfo, TopicInfo};
 use crate::broker::{
     BrokerConfig, BrokerError, NodeGauges, lock, new_epoch, now_ms, validate_topic_name,
 };
-use crate::protocol::{Frame, MessageFrame, Replay, format_timestamp, message_frame_parts};
+use crate::protocol::{Frame, MessageFrame, Replay, Timestamp, message_frame_parts};
 use conn::{Conn, PubSub};
 use hub::{Check, Control, Gap, Hub, HubTopic, Retry, Snapshot};
 use keys::{Keys, Payload};
@@ -418,8 +418,8 @@ impl Engine for RedisEngine {
     async fn publish(&self, name: &str, message: &str) -> Result<Published, BrokerError> {
         validate_topic_name(name)?;
         let name_json = serde_json::to_string(name).unwrap_or_default();
-        let published_at = format_timestamp(time::OffsetDateTime::now_utc());
-        let (head, tail) = message_frame_parts(&name_json, message, &published_at);
+        let published_at = Timestamp::now();
+        let (head, tail) = message_frame_parts(&name_json, message, published_at.as_str());
         for attempt in 0..2 {
             let result = self
                 .batcher
