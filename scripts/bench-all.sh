@@ -128,7 +128,19 @@ wait_listening() { # port pid
     exit 1
 }
 
-start_servers() {
+# Flags the broker gets for a row beyond the shared ones. fanout-full: its subscribers parse every
+# frame and cannot keep up with the publisher, so both servers must buffer to stay lossless. The
+# reference blocks its publisher when a subscriber's queue (16 384 frames) is full; the broker never
+# slows a publisher for a slow subscriber (it disconnects one 1 MiB behind, by default), so here it
+# gets a queue deep enough for the whole run (64 MiB per subscriber) and the row compares how fast
+# each server's frames reach subscribers that parse them, both lossless.
+broker_row_flags() { # row
+    case $1 in
+    fanout-full) echo "--subscriber-queue-bytes 67108864" ;;
+    esac
+}
+
+start_servers() { # row
     stop_servers
     for port in "$PORT_A" "$PORT_B"; do
         if listening "$port"; then
@@ -136,7 +148,9 @@ start_servers() {
             exit 1
         fi
     done
-    RUST_LOG=warn "$BROKER" --port "$PORT_A" --max-connections 20000 >>"$OUT/broker.log" 2>&1 &
+    # shellcheck disable=SC2046 # the row's flags are words
+    RUST_LOG=warn "$BROKER" --port "$PORT_A" --max-connections 20000 $(broker_row_flags "$1") \
+        >>"$OUT/broker.log" 2>&1 &
     PID_A=$!
     "$REF" --port "$PORT_B" >>"$OUT/reference.log" 2>&1 &
     PID_B=$!
@@ -227,12 +241,12 @@ for row in $ROWS; do
         ;;
     conns*)
         for i in $(seq "$RUNS"); do
-            start_servers
+            start_servers "$row"
             bench "$row" "$i" 1 "${args[@]}"
         done
         ;;
     *)
-        start_servers
+        start_servers "$row"
         bench "$row" 1 "$RUNS" "${args[@]}"
         ;;
     esac
