@@ -170,55 +170,22 @@ async fn rights_decide_each_route_with_403_forbidden() {
         assert_eq!(r.json()["error"]["code"], "forbidden", "{what}");
         assert!(r.header("www-authenticate").is_none(), "{what}");
     };
-    // Admin-only routes refuse the user.
-    forbidden(
-        call(
-            &server,
-            "POST",
-            "/topics",
-            Some(&create("chat.2")),
-            Some(&user),
-        )
-        .await,
-        "create",
-    );
-    forbidden(
-        call(&server, "GET", "/topics", None, Some(&user)).await,
-        "list",
-    );
-    forbidden(
-        call(&server, "DELETE", "/topics/chat.1", None, Some(&user)).await,
-        "delete",
-    );
-    forbidden(
-        call(&server, "GET", "/stats", None, Some(&user)).await,
-        "stats",
-    );
-    forbidden(
-        call(&server, "GET", "/metrics", None, Some(&user)).await,
-        "metrics",
-    );
-    // Topic routes outside the user's patterns.
+    // Admin-only routes refuse the user, and so do topic routes outside the user's patterns.
     let msg = json!({"message": "hi"});
-    forbidden(
-        call(
-            &server,
-            "POST",
-            "/topics/news/messages",
-            Some(&msg),
-            Some(&user),
-        )
-        .await,
-        "publish news",
-    );
-    forbidden(
-        call(&server, "GET", "/topics/news/messages", None, Some(&user)).await,
-        "history news",
-    );
-    forbidden(
-        call(&server, "GET", "/topics/news", None, Some(&user)).await,
-        "show news",
-    );
+    let chat_2 = create("chat.2");
+    let refused: [(&str, &str, Option<&Value>, &str); 8] = [
+        ("POST", "/topics", Some(&chat_2), "create"),
+        ("GET", "/topics", None, "list"),
+        ("DELETE", "/topics/chat.1", None, "delete"),
+        ("GET", "/stats", None, "stats"),
+        ("GET", "/metrics", None, "metrics"),
+        ("POST", "/topics/news/messages", Some(&msg), "publish news"),
+        ("GET", "/topics/news/messages", None, "history news"),
+        ("GET", "/topics/news", None, "show news"),
+    ];
+    for (method, path, body, what) in refused {
+        forbidden(call(&server, method, path, body, Some(&user)).await, what);
+    }
     // Inside them.
     let r = call(
         &server,

@@ -251,22 +251,7 @@ pub fn node_missing(packages: &[&str]) -> Option<String> {
     fetch_once(
         "npm-ci",
         || npm_package_missing(&all),
-        || {
-            if !succeeds("npm", &["--version"]) {
-                return Err("npm is not installed".to_owned());
-            }
-            fetch_step(
-                "npm ci in tests/browser",
-                Command::new("npm").current_dir(browser_dir()).args([
-                    "ci",
-                    "--no-audit",
-                    "--no-fund",
-                    "--loglevel=error",
-                    "--fetch-retries=1",
-                    "--fetch-timeout=60000",
-                ]),
-            )
-        },
+        || npm_ci(&browser_dir(), "tests/browser"),
     )?;
     npm_package_missing(packages)
 }
@@ -289,21 +274,26 @@ pub fn typescript_missing() -> Option<String> {
             .then(|| "the npm package typescript is not installed in clients/js".to_owned())
     };
     fetch_once("npm-ci-clients-js", missing, || {
-        if !succeeds("npm", &["--version"]) {
-            return Err("npm is not installed".to_owned());
-        }
-        fetch_step(
-            "npm ci in clients/js",
-            Command::new("npm").current_dir(js_client_dir()).args([
-                "ci",
-                "--no-audit",
-                "--no-fund",
-                "--loglevel=error",
-                "--fetch-retries=1",
-                "--fetch-timeout=60000",
-            ]),
-        )
+        npm_ci(&js_client_dir(), "clients/js")
     })
+}
+
+/// `npm ci` in `dir` (named `what` in messages): installs exactly what its lock file pins.
+fn npm_ci(dir: &Path, what: &str) -> Result<(), String> {
+    if !succeeds("npm", &["--version"]) {
+        return Err("npm is not installed".to_owned());
+    }
+    fetch_step(
+        &format!("npm ci in {what}"),
+        Command::new("npm").current_dir(dir).args([
+            "ci",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            "--fetch-retries=1",
+            "--fetch-timeout=60000",
+        ]),
+    )
 }
 
 /// The node arguments that give it a global `WebSocket` and `fetch` (Node.js 20 needs
