@@ -10,6 +10,7 @@ mod connections;
 mod console;
 pub mod docs;
 mod error;
+mod forward_write;
 mod liveness;
 mod metrics;
 mod ops;
