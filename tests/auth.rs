@@ -50,20 +50,25 @@ async fn call(
     server.request(method, path, &headers, &bytes).await
 }
 
+/// Creates topic `name` as the holder of `token`, and checks it was created.
+async fn create_topic_as(server: &TestServer, name: &str, token: &str) {
+    let r = call(
+        server,
+        "POST",
+        "/topics",
+        Some(&json!({"name": name})),
+        Some(token),
+    )
+    .await;
+    assert_eq!(r.status, 201, "create {name}: {}", r.text());
+}
+
 async fn hmac_server(extra: &[&str]) -> TestServer {
     let mut args = HMAC_SERVER.to_vec();
     args.extend_from_slice(extra);
     let server = TestServer::with_args(&args).await;
     let admin = token_for("admin", &[], &[], true);
-    let r = call(
-        &server,
-        "POST",
-        "/topics",
-        Some(&json!({"name": "news"})),
-        Some(&admin),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.text());
+    create_topic_as(&server, "news", &admin).await;
     server
 }
 
@@ -245,22 +250,8 @@ async fn websocket_actions_follow_the_rights() {
     let server = hmac_server(&[]).await;
     let token = token_for("alice", &["chat.*"], &["chat.*", "news"], false);
     let admin = token_for("admin", &[], &[], true);
-    call(
-        &server,
-        "POST",
-        "/topics",
-        Some(&json!({"name": "chat.1"})),
-        Some(&admin),
-    )
-    .await;
-    call(
-        &server,
-        "POST",
-        "/topics",
-        Some(&json!({"name": "secret"})),
-        Some(&admin),
-    )
-    .await;
+    create_topic_as(&server, "chat.1", &admin).await;
+    create_topic_as(&server, "secret", &admin).await;
     for in_query in [false, true] {
         let mut ws = WsClient::connect_with_token(server.ws_addr(), Some(&token), in_query)
             .await
@@ -384,14 +375,7 @@ async fn at_expiry_the_connection_is_closed_with_4001() {
 async fn a_refresh_extends_the_connection_and_applies_the_new_rights() {
     let server = hmac_server(&["--auth-leeway", "0"]).await;
     let admin = token_for("admin", &[], &[], true);
-    call(
-        &server,
-        "POST",
-        "/topics",
-        Some(&json!({"name": "chat.1"})),
-        Some(&admin),
-    )
-    .await;
+    create_topic_as(&server, "chat.1", &admin).await;
     let mut ws = WsClient::connect_with_token(
         server.ws_addr(),
         Some(&expiring("alice", &["news", "chat.*"], 2)),
@@ -669,23 +653,8 @@ async fn rights_hold_across_two_nodes_on_redis() {
     let a = TestServer::with_args(&args).await;
     let b = TestServer::with_args(&args).await;
     let admin = hs256(&claims("admin", &[], &[], true));
-    let r = call(
-        &a,
-        "POST",
-        "/topics",
-        Some(&json!({"name": "chat.1"})),
-        Some(&admin),
-    )
-    .await;
-    assert_eq!(r.status, 201);
-    call(
-        &a,
-        "POST",
-        "/topics",
-        Some(&json!({"name": "secret"})),
-        Some(&admin),
-    )
-    .await;
+    create_topic_as(&a, "chat.1", &admin).await;
+    create_topic_as(&a, "secret", &admin).await;
     // A reader on node B with rights on chat.* only.
     let reader = hs256(&claims("reader", &[], &["chat.*"], false));
     let mut ws = WsClient::connect_with_token(b.addr, Some(&reader), false)
@@ -881,15 +850,7 @@ async fn pubsub_token_prints_a_token_the_server_accepts() {
     let run = common::tools::run_with_input(cmd, None, within).await;
     assert!(run.success(), "{}", run.stderr);
     let token = run.stdout.trim();
-    let r = call(
-        &server,
-        "POST",
-        "/topics",
-        Some(&json!({"name": "chat.1"})),
-        Some(token),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.text());
+    create_topic_as(&server, "chat.1", token).await;
     let r = call(
         &server,
         "POST",
@@ -960,15 +921,7 @@ async fn the_per_connection_limits_still_apply_to_authenticated_connections() {
     .await;
     let admin = hs256(&claims("admin", &[], &[], true));
     for name in ["a", "b"] {
-        let r = call(
-            &server,
-            "POST",
-            "/topics",
-            Some(&json!({"name": name})),
-            Some(&admin),
-        )
-        .await;
-        assert_eq!(r.status, 201);
+        create_topic_as(&server, name, &admin).await;
     }
     let token = hs256(&all_rights());
     let mut ws = WsClient::connect_with_token(server.ws_addr(), Some(&token), false)
